@@ -1,0 +1,1 @@
+"""Cross-cutting foundations: settings, backend registry, errors, logging, money. No business logic."""

@@ -1,0 +1,1 @@
+"""The shared ecommerce model (regions, currencies, ...): pure Python, no I/O."""

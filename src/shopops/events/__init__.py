@@ -1,0 +1,1 @@
+"""The event log: CDC in, domain events out. Port, backends (sqlite, kafka), Debezium codec."""

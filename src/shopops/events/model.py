@@ -1,0 +1,95 @@
+"""Event-log records and offsets: pure data, shared by every backend."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+
+from shopops.core.errors import InvalidInputError
+
+Headers = tuple[tuple[str, bytes], ...]
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def validate_topic_name(name: str) -> str:
+    """Kafka's topic-name rules, enforced on every backend so that topics move between them."""
+    if not _TOPIC_RE.match(name) or name in (".", ".."):
+        raise InvalidInputError(
+            f"invalid topic name {name!r}",
+            hint="use 1-249 characters from letters, digits, '.', '_' and '-'",
+        )
+    return name
+
+
+def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
+    """Partition of a keyed record: CRC32 of the key, as librdkafka's default partitioner does.
+
+    Keyed records always land in the same partition, so per-key order is kept, and a key maps to
+    the same partition on the sqlite and kafka backends. Unkeyed records go to ``fallback``.
+    """
+    if key is None:
+        return fallback % partitions
+    return zlib.crc32(key) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A record to produce. ``value=None`` is a tombstone."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as stored in the log, with its position."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: Headers = ()
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    #: Sum over partitions of the end offset (records ever written, minus any compaction).
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """How far a consumer group is behind one partition. Offsets follow Kafka: ``committed`` is
+    the next offset the group will read; ``None`` when the group never committed there."""
+
+    group: str
+    topic: str
+    partition: int
+    committed: int | None
+    end_offset: int
+    lag: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lag", self.end_offset - (self.committed or 0))
