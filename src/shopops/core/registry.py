@@ -9,7 +9,7 @@ pydantic ``Config`` model; the options given beside ``type`` are validated again
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -31,10 +31,6 @@ class BackendSelection(BaseModel):
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-class _Configurable(Protocol):
-    Config: ClassVar[type[BackendConfig]]
 
 
 T = TypeVar("T")
@@ -90,6 +86,7 @@ class BackendRegistry(Generic[T]):
 
     def create(self, selection: BackendSelection, **context: Any) -> T:
         """Instantiate the backend named by ``selection``, passing its validated config."""
-        cls = self.resolve(selection.type)
+        cls: Any = self.resolve(selection.type)
         config = self.config_for(selection)
-        return cls(config, **context)
+        backend: T = cls(config, **context)
+        return backend

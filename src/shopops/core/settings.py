@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,18 +24,24 @@ from shopops.core.errors import ConfigError
 from shopops.core.registry import BackendSelection
 
 
-class ApiSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: a misspelt key is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
 
-class LoggingSettings(BaseModel):
+class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``console`` for people, ``json`` for Loki/ELK.
     format: Literal["console", "json"] = "console"
 
 
-class SimulatorSettings(BaseModel):
+class SimulatorSettings(_Section):
     """Defaults of the demo world seeded by ``shopops up`` on an empty data directory."""
 
     regions: list[str] = ["vn", "sg", "th"]
@@ -109,9 +115,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(
             f"invalid settings: {problems}",
             hint="check SHOPOPS_* environment variables and shopops.toml (docs/configuration.md)",

@@ -90,7 +90,9 @@ def _unwrap(doc: Any, record: Record, what: str) -> tuple[Any, dict[str, Any] | 
     if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
         schema = doc["schema"]
         if schema is not None and not isinstance(schema, dict):
-            raise DebeziumDecodeError("schema must be an object or null", record=record, field=f"{what}.schema")
+            raise DebeziumDecodeError(
+                "schema must be an object or null", record=record, field=f"{what}.schema"
+            )
         return doc["payload"], schema
     return doc, None
 
@@ -176,7 +178,9 @@ def encode_value(
     ``value_schema_json`` is the envelope schema already serialised (it is the same for every
     event of a table version, so callers serialise it once); ``None`` gives the plain shape.
     """
-    payload = orjson.dumps({"before": before, "after": after, "source": source, "op": op.value, "ts_ms": ts_ms})
+    payload = orjson.dumps(
+        {"before": before, "after": after, "source": source, "op": op.value, "ts_ms": ts_ms}
+    )
     if value_schema_json is None:
         return payload
     return b'{"schema":' + value_schema_json + b',"payload":' + payload + b"}"
@@ -184,7 +188,9 @@ def encode_value(
 
 # --- Kafka Connect schemas ------------------------------------------------------------------------
 
-CONNECT_TYPES = frozenset({"int8", "int16", "int32", "int64", "float32", "float64", "boolean", "string", "bytes"})
+CONNECT_TYPES = frozenset(
+    {"int8", "int16", "int32", "int64", "float32", "float64", "boolean", "string", "bytes"}
+)
 
 
 @dataclass(frozen=True, slots=True)

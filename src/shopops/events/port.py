@@ -110,6 +110,14 @@ class EventLog(ABC):
         """Join ``group_id`` and subscribe to ``topics``."""
 
     @abstractmethod
+    def read(self, topic: str, partition: int, offset: int, max_records: int = 500) -> list[Record]:
+        """Read up to ``max_records`` records of one partition from ``offset`` on, without a group.
+
+        For inspection (``shopops events tail``) and replays: nothing is committed, no group is
+        joined. Returns an empty list at the end of the partition; never waits.
+        """
+
+    @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset the next produced record will get."""
 

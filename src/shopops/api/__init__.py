@@ -1,0 +1,1 @@
+"""HTTP entry point: the FastAPI app factory and its routers."""

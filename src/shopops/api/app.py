@@ -1,0 +1,85 @@
+"""FastAPI app factory: health, readiness, Prometheus metrics, OpenAPI docs and the v1 routers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from shopops import __version__
+from shopops.bootstrap import Platform, build_platform
+from shopops.core.errors import ShopopsError
+from shopops.core.settings import Settings, load_settings
+
+HTTP_REQUESTS = Counter("shopops_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "shopops_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
+)
+
+
+def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
+    """Build the platform's HTTP app. ``platform`` lets a caller share already-open backends."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = platform is None
+        app.state.platform = platform or build_platform(settings or load_settings())
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.platform.close()
+
+    app = FastAPI(
+        title="shopops",
+        version=__version__,
+        description="AI/ML/Data/Agent-Ops platform of an ecommerce company. See docs/api.md.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ShopopsError)
+    async def _shopops_error(_: Request, exc: ShopopsError) -> JSONResponse:
+        return JSONResponse(status_code=exc.http_status, content=exc.to_dict())
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+        return response
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the backends answer")
+    def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        ok = True
+        try:
+            topics = request.app.state.platform.event_log.list_topics()
+            checks["event_log"] = {"status": "ok", "topics": len(topics)}
+        except Exception as exc:  # readiness reports any backend failure instead of raising
+            ok = False
+            checks["event_log"] = {"status": "error", "error": str(exc)}
+        return JSONResponse(
+            status_code=200 if ok else 503,
+            content={"status": "ok" if ok else "unavailable", "checks": checks},
+        )
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus exposition")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    from shopops.events.api import router as events_router
+
+    app.include_router(events_router)
+    return app

@@ -1,0 +1,56 @@
+"""The `shopops` command: every capability of the platform, one sub-command each."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+import typer
+
+from shopops import __version__
+from shopops.cli.common import console, handle_errors
+from shopops.events.cli import app as events_app
+from shopops.simulator.cli import simulate
+
+app = typer.Typer(
+    name="shopops",
+    help="shopops: AI/ML/Data/Agent-Ops for an ecommerce company. `shopops up` starts the platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(events_app, name="events")
+app.command("simulate")(simulate)
+
+
+@app.command()
+@handle_errors
+def up(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: api.host setting, 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: api.port setting, 8000)")] = None,
+    seed_demo: Annotated[bool, typer.Option(help="Seed a demo world into an empty data directory")] = True,
+) -> None:
+    """Start the platform: HTTP API, stream workers; seeds a demo world on first start."""
+    from shopops.runtime import run_platform
+
+    run_platform(host=host, port=port, seed_demo=seed_demo)
+
+
+@app.command()
+def version() -> None:
+    """Print the shopops version."""
+    console.print(f"shopops {__version__}")
+
+
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+@handle_errors
+def config_show() -> None:
+    """Print the effective settings (environment, shopops.toml and defaults merged) as JSON."""
+    from shopops.core.settings import load_settings
+
+    console.print_json(orjson.dumps(load_settings().model_dump(mode="json")).decode())

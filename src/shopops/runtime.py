@@ -1,0 +1,82 @@
+"""`shopops up`: seed the demo world on first start, start the stream workers, serve HTTP."""
+
+from __future__ import annotations
+
+import orjson
+import uvicorn
+
+from shopops.bootstrap import Platform, build_platform
+from shopops.core.errors import ConflictError
+from shopops.core.logging import get_logger
+from shopops.core.settings import Settings
+from shopops.events.monitor import CdcMonitor
+
+log = get_logger(__name__)
+
+SEED_MARKER = "demo-seed.json"
+
+
+def seed_if_empty(platform: Platform) -> bool:
+    """Seed the demo world once; returns whether it seeded now.
+
+    The marker is written only after the whole world is flushed, so an interrupted seed is
+    detected on the next start instead of being silently completed twice.
+    """
+    from shopops.simulator.cli import print_report, simulate_with_progress
+    from shopops.simulator.service import SimulationConfig
+
+    marker = platform.settings.home / SEED_MARKER
+    if marker.exists():
+        return False
+    if any(t.messages for t in platform.event_log.list_topics()):
+        raise ConflictError(
+            f"the event log of {platform.settings.home} holds records but no completed demo seed",
+            hint="a previous seed was interrupted or the log is shared: start with --no-seed-demo, "
+            "or remove the data directory (make clean) to seed afresh",
+        )
+    sim = platform.settings.simulator
+    config = SimulationConfig(
+        regions=sim.regions,
+        days=sim.days,
+        orders_per_day=sim.orders_per_day,
+        seed=sim.seed,
+        partitions=sim.partitions,
+    )
+    log.info("seeding the demo world", home=str(platform.settings.home), regions=sim.regions, days=sim.days)
+    report = simulate_with_progress(config, platform.event_log, platform.truth_dir)
+    print_report(report)
+    marker.write_bytes(
+        orjson.dumps(
+            {"config": config.model_dump(mode="json"), "events": report.events}, option=orjson.OPT_INDENT_2
+        )
+    )
+    return True
+
+
+def run_platform(
+    host: str | None = None, port: int | None = None, seed_demo: bool = True, settings: Settings | None = None
+) -> None:
+    from shopops.api.app import create_app
+    from shopops.cli.context import cli_settings
+
+    settings = settings or cli_settings()
+    host = host or settings.api.host
+    port = port or settings.api.port
+    platform = build_platform(settings)
+    monitor: CdcMonitor | None = None
+    try:
+        if seed_demo:
+            seed_if_empty(platform)
+        monitor = CdcMonitor(platform.event_log)
+        monitor.start()
+        url = f"http://{host}:{port}"
+        log.info(
+            f"shopops is up at {url} — API docs {url}/docs, health {url}/healthz, metrics {url}/metrics",
+            data_dir=str(settings.home),
+            event_log=settings.events.type,
+        )
+        uvicorn.run(create_app(settings, platform), host=host, port=port, log_config=None, access_log=False)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        platform.close()

@@ -1,0 +1,65 @@
+"""The CLI as a user meets it: help everywhere, clear errors and exit codes on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.e2e.helpers import run_cli
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("up",),
+        ("simulate",),
+        ("events",),
+        ("events", "topics"),
+        ("events", "tail"),
+        ("events", "lag"),
+        ("events", "groups"),
+        ("config", "show"),
+    ],
+)
+def test_help_everywhere(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = run_cli(tmp_path, *args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (("events", "tail", "no.such.topic"), {}, 3, "topic 'no.such.topic' does not exist"),
+        (("events", "tail", "bad topic!"), {}, 3, "does not exist"),
+        (("events", "lag", "nobody"), {}, 3, "consumer group 'nobody' has no committed offsets"),
+        (("simulate", "--regions", "vn,xx", "--days", "1"), {}, 2, "unknown region(s): xx"),
+        (("simulate", "--days", "0"), {}, 2, "--days"),
+        (("simulate", "--rate", "-5"), {}, 2, "--rate must be positive"),
+        (("simulate", "--start", "yesterday"), {}, 2, "--start must be a date"),
+        (("events", "topics"), {"SHOPOPS_EVENTS__TYPE": "rabbit"}, 78, "known types: kafka, sqlite"),
+        (("events", "topics"), {"SHOPOPS_EVENTS__COLOUR": "red"}, 78, "colour"),
+        (("events", "topics"), {"SHOPOPS_API__PORT": "http"}, 78, "api.port"),
+        (("events", "tail", "x", "-n", "0"), {}, 2, "limit must be between 1 and 10000"),
+    ],
+)
+def test_bad_input_exits_with_a_clear_message(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], code: int, message: str
+) -> None:
+    result = run_cli(tmp_path / "home", *args, **env)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_simulate_then_inspect(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sim = run_cli(home, "simulate", "--regions", "sg", "--days", "1", "--orders-per-day", "10", "--seed", "7")
+    assert sim.returncode == 0, sim.stderr
+    assert "sg.shop.orders" in sim.stdout
+    assert (home / "truth").is_dir()
+    topics = run_cli(home, "events", "topics", "--prefix", "sg.")
+    assert topics.returncode == 0
+    assert "sg.shop.orders" in topics.stdout
+    assert "vn.shop.orders" not in topics.stdout

@@ -1,0 +1,69 @@
+"""A new user's first minutes: `shopops up` seeds the demo world and serves it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.e2e.helpers import run_cli
+
+SMALL_WORLD = {"SHOPOPS_SIMULATOR__DAYS": "1", "SHOPOPS_SIMULATOR__ORDERS_PER_DAY": "20"}
+
+
+def _topics(home: Path) -> dict[str, int]:
+    result = run_cli(home, "events", "topics", "--json")
+    assert result.returncode == 0, result.stderr
+    return {t["name"]: t["messages"] for t in json.loads(result.stdout)}
+
+
+def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_server: Any) -> None:
+    home = tmp_path / "home"
+    server = start_server(home, **SMALL_WORLD)
+    server.wait_healthy()
+    assert f"shopops is up at {server.url}" in server.output()
+
+    assert httpx.get(f"{server.url}/readyz").json()["status"] == "ok"
+    topics = _topics(home)
+    for region in ("vn", "sg", "th"):
+        assert topics[f"{region}.shop.orders"] > 0
+        assert topics[f"{region}.payments.payments"] > 0
+    total = sum(topics.values())
+
+    api_topics = {t["name"]: t["messages"] for t in httpx.get(f"{server.url}/v1/events/topics").json()}
+    assert api_topics == topics
+    records = httpx.get(f"{server.url}/v1/events/topics/vn.shop.orders/records", params={"limit": 3}).json()
+    assert len(records) == 3
+    assert all(r["op"] in {"c", "u", "d", "r", "tombstone"} and r["error"] is None for r in records)
+
+    # The CDC monitor decodes everything and catches up to zero lag.
+    deadline = time.monotonic() + 60
+    lag = None
+    while time.monotonic() < deadline:
+        rows = httpx.get(f"{server.url}/v1/events/groups/shopops-cdc-monitor/lag")
+        if rows.status_code == 200:
+            lag = sum(r["lag"] for r in rows.json())
+            if lag == 0 and len(rows.json()) >= len(topics):
+                break
+        time.sleep(0.5)
+    assert lag == 0, server.output()
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'shopops_cdc_events_total{op="c",topic="vn.shop.orders"}' in metrics
+    assert "shopops_http_requests_total" in metrics
+
+    tail = run_cli(home, "events", "tail", "vn.shop.orders", "-n", "2", "--json")
+    assert tail.returncode == 0, tail.stderr
+    assert tail.stdout.count('"topic": "vn.shop.orders"') == 2
+    lag_cli = run_cli(home, "events", "lag", "shopops-cdc-monitor")
+    assert lag_cli.returncode == 0
+    assert "total lag 0" in lag_cli.stdout
+    assert server.stop() == 0
+
+    # Second start: same data, no second seed.
+    again = start_server(home, **SMALL_WORLD)
+    again.wait_healthy()
+    assert "seeding the demo world" not in again.output()
+    assert sum(_topics(home).values()) == total
+    assert again.stop() == 0
