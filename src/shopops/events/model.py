@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from shopops.core.errors import InvalidInputError
 
@@ -54,9 +55,12 @@ class OutgoingRecord:
     timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A record as stored in the log, with its position."""
+class Record(NamedTuple):
+    """A record as stored in the log, with its position.
+
+    A named tuple rather than a frozen dataclass: consumers build hundreds of thousands of these a
+    second, and a tuple is built several times faster (it is just as immutable).
+    """
 
     topic: str
     partition: int

@@ -7,15 +7,19 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from shopops.simulator.service import SimulationConfig, SimulationReport, run_simulation
 
 from shopops.cli.common import console, fmt_count, handle_errors
 from shopops.cli.context import cli_settings, open_platform
 from shopops.core.errors import InvalidInputError
 from shopops.events.port import EventLog
+from shopops.simulator.service import (
+    SimulationConfig,
+    SimulationConfigError,
+    SimulationReport,
+    run_simulation,
+)
 
 
 def simulate_with_progress(
@@ -97,10 +101,18 @@ def simulate(
             envelope=kind,
             rate_multiplier=rate_multiplier,
         )
-    except ValidationError as exc:
-        problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidInputError(problems.replace("_", "-")) from None
+    except SimulationConfigError as exc:
+        raise InvalidInputError(
+            "; ".join(f"{_flag(name)}: {message}" for name, message in exc.problems), hint=exc.hint
+        ) from None
     settings = cli_settings()
     with open_platform(settings) as platform:
         report = simulate_with_progress(config, platform.event_log, truth_dir or platform.truth_dir, rate)
     print_report(report)
+
+
+def _flag(field: str) -> str:
+    """The command-line option of a config field (``orders_per_day`` -> ``--orders-per-day``)."""
+    if field in SimulationConfig.model_fields and field != "rates":
+        return "--" + field.replace("_", "-")
+    return field

@@ -102,3 +102,10 @@ def test_errors_are_precise(client: TestClient, url: str, status: int, fragment:
     response = client.get(url)
     assert response.status_code == status
     assert fragment in orjson.dumps(response.json()).decode()
+
+
+def test_portal_overview(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "vn.shop.orders" in page.text
+    assert "change events<b class=>8</b>" in page.text

@@ -1,0 +1,69 @@
+"""Portal pages. Plain server-rendered HTML (no build step); each page refreshes itself."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from shopops import __version__
+from shopops.bootstrap import Platform
+from shopops.events.monitor import CdcMonitor
+
+router = APIRouter(include_in_schema=False)
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;background:#f6f8fa}
+h1{margin:0 0 .2rem}h2{margin-top:2rem}.muted{color:#57606a}
+table{border-collapse:collapse;background:#fff;min-width:40rem}
+th,td{padding:.35rem .8rem;border-bottom:1px solid #d0d7de;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.bar{background:#54aeff;height:.7rem;border-radius:2px}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#fff;padding:1rem 1.4rem;border:1px solid #d0d7de;
+border-radius:6px}.card b{display:block;font-size:1.6rem}.bad{color:#cf222e}.ok{color:#1a7f37}
+"""
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)} · shopops</title>"
+        f'<meta http-equiv="refresh" content="5"><style>{_STYLE}</style></head><body>'
+        f"<h1>shopops</h1><p class=muted>v{__version__} · <a href=/docs>API docs</a> · "
+        f"<a href=/metrics>metrics</a> · <a href=/readyz>readiness</a></p>{body}</body></html>"
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    platform: Platform = request.app.state.platform
+    topics = platform.events.topics()
+    by_region: dict[str, int] = defaultdict(int)
+    for t in topics:
+        by_region[t.name.split(".", 1)[0]] += t.messages
+    total = sum(t.messages for t in topics)
+    lag = 0
+    if CdcMonitor.group_id in platform.events.groups():
+        lag = sum(p.lag for p in platform.events.lag(CdcMonitor.group_id))
+    cards = "".join(
+        f"<div class=card>{label}<b class={cls}>{value}</b></div>"
+        for label, value, cls in (
+            ("change events", f"{total:,}", ""),
+            ("topics", f"{len(topics):,}", ""),
+            ("regions", ", ".join(sorted(by_region)) or "-", ""),
+            ("CDC monitor lag", f"{lag:,}", "bad" if lag else "ok"),
+        )
+    )
+    widest = max((t.messages for t in topics), default=1) or 1
+    rows = "".join(
+        f"<tr><td><a href='/v1/events/topics/{escape(t.name)}/records?limit=20'>{escape(t.name)}</a></td>"
+        f"<td class=n>{t.partitions}</td><td class=n>{t.messages:,}</td>"
+        f"<td><div class=bar style='width:{max(1, round(200 * t.messages / widest))}px'></div></td></tr>"
+        for t in topics
+    )
+    body = (
+        f"<div class=cards>{cards}</div><h2>Event log</h2>"
+        f"<table><tr><th>topic</th><th>partitions</th><th>records</th><th></th></tr>{rows}</table>"
+    )
+    return _page("overview", body)
