@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import orjson
 import uvicorn
 
@@ -70,12 +73,18 @@ def run_platform(
         monitor = CdcMonitor(platform.event_log)
         monitor.start()
         url = f"http://{host}:{port}"
-        log.info(
-            f"shopops is up at {url} — API docs {url}/docs, health {url}/healthz, metrics {url}/metrics",
-            data_dir=str(settings.home),
-            event_log=settings.events.type,
+        app = create_app(settings, platform)
+        app.state.banner = (
+            f"shopops is up at {url} — portal {url}/, API docs {url}/docs, health {url}/healthz, "
+            f"metrics {url}/metrics (data in {settings.home}, event log: {settings.events.type})"
         )
-        uvicorn.run(create_app(settings, platform), host=host, port=port, log_config=None, access_log=False)
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: make that a
+        # normal exit so the workers below are stopped and the backends closed.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        except KeyboardInterrupt:
+            pass
     finally:
         if monitor is not None:
             monitor.stop()

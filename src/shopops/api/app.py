@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from shopops import __version__
 from shopops.bootstrap import Platform, build_platform
 from shopops.core.errors import ShopopsError
+from shopops.core.logging import get_logger
 from shopops.core.settings import Settings, load_settings
 
 HTTP_REQUESTS = Counter("shopops_http_requests_total", "HTTP requests served", ["method", "route", "status"])
@@ -29,6 +30,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = platform is None
         app.state.platform = platform or build_platform(settings or load_settings())
+        banner = getattr(app.state, "banner", None)
+        if banner:
+            get_logger("shopops").info(banner)
         try:
             yield
         finally:

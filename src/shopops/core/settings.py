@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     events: BackendSelection = BackendSelection(type="sqlite")
     simulator: SimulatorSettings = SimulatorSettings()
 
+    @field_validator("events", mode="before")
+    @classmethod
+    def _embedded_backend_by_default(cls, value: Any) -> Any:
+        # Options given without a type (SHOPOPS_EVENTS__PATH=...) apply to the embedded backend.
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "sqlite", **value}
+        return value
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
