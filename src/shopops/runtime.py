@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
@@ -81,10 +82,8 @@ def run_platform(
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: make that a
         # normal exit so the workers below are stopped and the backends closed.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
-        except KeyboardInterrupt:
-            pass
     finally:
         if monitor is not None:
             monitor.stop()

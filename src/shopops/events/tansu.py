@@ -86,6 +86,7 @@ class TansuBroker:
         return f"{LOOPBACK}:{self.port}"
 
     def running(self) -> bool:
+        """Whether the broker process is still alive."""
         return self.process.poll() is None
 
     def log_tail(self, max_chars: int = 2000) -> str:

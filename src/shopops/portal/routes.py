@@ -21,7 +21,8 @@ table{border-collapse:collapse;background:#fff;min-width:40rem}
 th,td{padding:.35rem .8rem;border-bottom:1px solid #d0d7de;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .bar{background:#54aeff;height:.7rem;border-radius:2px}
-.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#fff;padding:1rem 1.4rem;border:1px solid #d0d7de;
+.cards{display:flex;gap:1rem;flex-wrap:wrap}
+.card{background:#fff;padding:1rem 1.4rem;border:1px solid #d0d7de;
 border-radius:6px}.card b{display:block;font-size:1.6rem}.bad{color:#cf222e}.ok{color:#1a7f37}
 """
 

@@ -1,7 +1,7 @@
 """Turning a region-day's scheduled changes into Debezium records, as the region's connector would.
 
 The hot path of the simulator: per event one ``source`` dict, one :func:`encode_value` and one
-:func:`encode_key` call (both orjson), and one :class:`OutgoingRecord`. Each table version's
+:func:`encode_key` call (both orjson), and one record tuple. Each table version's
 envelope schema is serialised once, up front. The encoder also assigns what the database would
 (LSNs, transaction ids), injects duplicate events, writes a tombstone after every delete, and
 remembers where each scheduled schema change first shows in the log.
@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from shopops.events.debezium import Column, Op, encode_key, encode_value, key_schema, value_schema
-from shopops.events.model import OutgoingRecord, partition_for
+from shopops.events.model import partition_for
 from shopops.simulator.model import SCHEMA_CHANGE_BY_TABLE, TABLES, SchemaChange, SimulationConfig
 from shopops.simulator.truth import Truth
 from shopops.simulator.world import STREAM_EMIT, Event, stable_id
@@ -29,6 +29,9 @@ _OPS = {op.value: op for op in Op}
 _DATABASES = ("shop", "payments", "finance", "inventory", "logistics")
 
 RowView = Callable[[dict[str, Any]], dict[str, Any]]
+#: Encoded records of one region-day: (topic, value, key, timestamp ms); a ``None`` value is a tombstone.
+#: Plain tuples, so that a batch crosses a process boundary cheaply.
+Batch = list[tuple[str, bytes | None, bytes, int]]
 
 
 def _drop_channel(row: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +74,6 @@ class TopicState:
     topic: str
     db: str
     table: str
-    with_schema: bool
     key_schema: dict[str, Any] | None
     #: Serialised envelope schema per version (index 0: version 1), or ``None`` for plain JSON.
     schema_json: list[bytes | None]
@@ -116,7 +118,6 @@ class RegionEncoder:
                     topic=topic,
                     db=t.database,
                     table=t.table,
-                    with_schema=with_schema,
                     key_schema=key_schema(topic, t.key_columns) if with_schema else None,
                     schema_json=[
                         orjson.dumps(value_schema(topic, cols, version=v)) if with_schema else None
@@ -138,9 +139,9 @@ class RegionEncoder:
         self.snapshot_seen = 0
         self.events = 0
 
-    def encode(self, events: list[Event], day: int) -> list[OutgoingRecord]:
+    def encode(self, events: list[Event], day: int) -> Batch:
         """Encode one region-day (already in event-time order) into records, duplicates and tombstones."""
-        out: list[OutgoingRecord] = []
+        out: Batch = []
         append = out.append
         states = self.states
         lsn, tx, last_group = self.lsn, self.tx, self.last_group
@@ -191,7 +192,7 @@ class RegionEncoder:
             key_bytes = keys.get(id(key))
             if key_bytes is None:
                 key_bytes = keys[id(key)] = encode_key(key, st.key_schema)
-            record = OutgoingRecord(st.topic, value, key_bytes, (), emitted_ms)
+            record = (st.topic, value, key_bytes, emitted_ms)
             copies = 1
             if dup is not None and dup[n] and op in ("c", "u"):
                 copies = 2
@@ -204,7 +205,7 @@ class RegionEncoder:
             for _ in range(copies):
                 append(record)
             if tombstone:
-                append(OutgoingRecord(st.topic, None, key_bytes, (), emitted_ms))
+                append((st.topic, None, key_bytes, emitted_ms))
             st.records += copies + tombstone
             if op in ("c", "u"):
                 changes += 1

@@ -27,7 +27,6 @@ from shopops.simulator.model import (
     PROVIDER_FEE_RATE,
     REGION_PROFILES,
     ROUTE_MEDIAN_HOURS,
-    SCHEMA_CHANGE_BY_TABLE,
     TABLE_INDEX,
     USD_SETTLEMENT_SHARE,
     SimulationConfig,
@@ -74,34 +73,10 @@ CATEGORIES = ("electronics", "fashion", "home", "beauty", "grocery", "toys", "sp
 ADJECTIVES = ("Classic", "Smart", "Eco", "Mini", "Pro", "Soft", "Urban", "Lite", "Max", "Daily")
 NOUNS = ("Speaker", "Jacket", "Lamp", "Serum", "Coffee", "Puzzle", "Bottle", "Novel", "Backpack", "Kettle")
 #: Relative order arrivals per local hour: a lunch and an evening peak.
-DIURNAL = np.array(
-    [
-        0.8,
-        0.5,
-        0.3,
-        0.2,
-        0.2,
-        0.3,
-        0.7,
-        1.3,
-        2.0,
-        2.6,
-        3.0,
-        3.4,
-        3.9,
-        3.5,
-        3.0,
-        2.8,
-        2.9,
-        3.2,
-        3.7,
-        4.4,
-        5.0,
-        4.8,
-        3.6,
-        2.0,
-    ]
-)
+# fmt: off
+DIURNAL = np.array([0.8, 0.5, 0.3, 0.2, 0.2, 0.3, 0.7, 1.3, 2.0, 2.6, 3.0, 3.4,
+                    3.9, 3.5, 3.0, 2.8, 2.9, 3.2, 3.7, 4.4, 5.0, 4.8, 3.6, 2.0])
+# fmt: on
 DIURNAL_P = DIURNAL / DIURNAL.sum()
 FIRST_NAMES = ("An", "Binh", "Chai", "Dara", "Ethan", "Farah", "Gita", "Hana", "Ivan", "Jin", "Kiet", "Lina")
 LAST_NAMES = ("Nguyen", "Tan", "Srisuk", "Lim", "Wong", "Tran", "Chen", "Santos", "Rahman", "Pham", "Ong")
@@ -144,13 +119,14 @@ class PlacedOrder:
 
     order_id: str
     cart: Cart
-    t_order: int
     lines: list[tuple[int, int, int, int, int]]  # (product, quantity, unit price, discount, line total)
     cancel: bool = False
 
 
 @dataclass(slots=True)
 class Ring:
+    """A fraud ring: accounts sharing devices, cards, one delivery address and an IP range."""
+
     ring_id: str
     members: list[int]
     devices: list[str]
@@ -161,6 +137,8 @@ class Ring:
 
 @dataclass(slots=True)
 class RingBurst:
+    """One velocity burst of a ring: its carts, and how many accounts it opened for it."""
+
     ring: Ring
     started_us: int
     carts: list[Cart] = field(default_factory=list)
@@ -171,7 +149,6 @@ class RingBurst:
 class CheckoutBurst:
     """Concurrent carts for the last ``units`` of one SKU in one warehouse."""
 
-    t: int
     warehouse: int
     product: int
     units: int
@@ -271,6 +248,7 @@ class RegionSimulator:
         region: Region,
         fx: FxMarket,
         timelines: dict[str, Timeline],
+        change_us: dict[str, dict[str, int | None]],
         truth: Truth,
     ) -> None:
         self.cfg = config
@@ -287,18 +265,10 @@ class RegionSimulator:
         self.rates = config.effective_rates()
         self.others = [c for c in config.regions if c != region.code]
         self.topic = {name: f"{region.code}.{name}" for name in TABLE_INDEX}
-        orders_change = SCHEMA_CHANGE_BY_TABLE["shop.orders"]
-        payments_change = SCHEMA_CHANGE_BY_TABLE["payments.payments"]
         #: When ``shop.orders`` gains ``channel`` here, and when each region's payments may lack a
         #: provider reference (``None``: schema changes are off).
-        self.channel_from: int | None = None
-        self.optional_ref_from: dict[str, int | None] = dict.fromkeys(config.regions)
-        if config.schema_changes:
-            self.channel_from = schema_change_us(self.tl, orders_change.fraction, config.days)
-            for other_code in config.regions:
-                self.optional_ref_from[other_code] = schema_change_us(
-                    timelines[other_code], payments_change.fraction, config.days
-                )
+        self.channel_from = change_us[region.code]["shop.orders"]
+        self.optional_ref_from = {code: change_us[code]["payments.payments"] for code in config.regions}
         self.n_order = 0
         self.n_payment = 0
         self.n_journal = 0
@@ -828,7 +798,6 @@ class RegionSimulator:
             product = int(np.searchsorted(self.pop_cum, rng.random(), side="right"))
             bursts.append(
                 CheckoutBurst(
-                    t=t,
                     warehouse=int(rng.integers(0, N_WAREHOUSES)),
                     product=min(product, self.n_products - 1),
                     units=units,
@@ -978,7 +947,7 @@ class RegionSimulator:
                 lines.append((p, q, unit, discount, unit * q - discount))
         if order_id is None:
             return None
-        return PlacedOrder(order_id, cart, cart.t_order, lines)
+        return PlacedOrder(order_id, cart, lines)
 
     def _checkout_burst(self, b: CheckoutBurst) -> list[PlacedOrder]:
         """Many carts within milliseconds for the last units of a SKU; the legacy system oversells."""
@@ -1038,9 +1007,7 @@ class RegionSimulator:
                 False,
                 "checkout_burst",
             )
-            order = PlacedOrder(
-                order_ids[i], cart, cart.t_order, [(p, 1, unit, 0, unit)], cancel=rank >= units
-            )
+            order = PlacedOrder(order_ids[i], cart, [(p, 1, unit, 0, unit)], cancel=rank >= units)
             if order.cancel:
                 cancelled.append(order.order_id)
             placed.append(order)
@@ -1094,7 +1061,11 @@ class RegionSimulator:
         payment_id: str | None,
         orig: tuple[str, str, str] | None = None,
     ) -> str:
-        """Book a balanced journal (``entries`` of account, side, amount in minor units)."""
+        """Book a balanced journal: ``entries`` of (account, side, amount in minor units), one event each.
+
+        ``orig`` (currency, amount, rate) describes cash that arrived in another currency; it is
+        shown on the cash entries (``bank``, ``intercompany_*``).
+        """
         self.n_journal += 1
         jid = f"{self.code}-j-{self.n_journal:09d}"
         g = tl.group()
@@ -1183,7 +1154,7 @@ class RegionSimulator:
         code, cur, fmt, tl, truth, rates = self.code, self.cur, self.fmt, self.tl, self.truth, self.rates
         cart = o.cart
         oid = o.order_id
-        t_o = o.t_order
+        t_o = cart.t_order
         subtotal = sum(line[4] for line in o.lines)
         shipping = 0 if subtotal >= self.profile.free_shipping_from else self.profile.shipping_fee
         tax = round(subtotal * self.profile.tax_rate)
@@ -1385,7 +1356,8 @@ class RegionSimulator:
         tl.push(t_paid, T_ORDERS, "u", okey, before, order, g)
         booked = total
         if not cancel and d.ledger_u[i] < rates["ledger_break"]:
-            booked = max(total + round(total * d.ledger_pct[i]), 1)
+            # off by a share of the total, all of it on revenue, which stays positive
+            booked = max(total + round(total * d.ledger_pct[i]), total - subtotal + 1)
         jid = self._journal(
             tl,
             t_paid,

@@ -6,6 +6,9 @@ so a backend passes or fails on behaviour, never on how it stores things.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -236,6 +239,10 @@ def test_seek_moves_the_next_poll(event_log_factory: EventLogFactory, unique_nam
         consumer.seek(tp, 0)
         replay = drain(consumer, 20)
         assert [r.value for r in replay] == [str(i).encode() for i in range(20)]
+    # Seeking right after joining, before any poll: the seek waits for the assignment.
+    with log.consumer(unique_name("jumper"), [topic]) as consumer:
+        consumer.seek(tp, 12)
+        assert [r.offset for r in drain(consumer, 8)] == list(range(12, 20))
 
 
 def test_members_of_a_group_split_the_partitions_without_sharing_records(
@@ -267,6 +274,16 @@ def test_members_of_a_group_split_the_partitions_without_sharing_records(
         assert len(got_one) + len(got_two) == 400
         assert {r.tp for r in got_one} <= one.assignment()
         assert {r.tp for r in got_two} <= two.assignment()
+
+        # A member that leaves hands its partitions over, at the group's committed offsets.
+        one.commit()
+        two.commit()
+        one.close()
+        assert settle([two], lambda: two.assignment() == everything) == []
+        log.produce_many(OutgoingRecord(topic, str(i).encode(), f"k{i}".encode()) for i in range(400, 500))
+        log.flush()
+        rest = drain(two, 100)
+        assert sorted(int(r.value or b"") for r in rest) == list(range(400, 500))
     finally:
         one.close()
         two.close()
@@ -295,7 +312,8 @@ def test_latest_skips_what_was_there_before_the_member_joined(
 def test_bad_arguments_are_refused_with_clear_errors(
     event_log_factory: EventLogFactory, unique_name: Names
 ) -> None:
-    log = event_log_factory()
+    # Kafka: a seek waits this long for its partition to be assigned before refusing.
+    log = event_log_factory(**({"request_timeout_s": 4} if event_log_factory.backend == "kafka" else {}))
     topic, group = unique_name("strict"), unique_name("strict-group")
     with pytest.raises(InvalidInputError, match="invalid topic name"):
         log.create_topic("orders/2024", 1)
@@ -327,5 +345,83 @@ def test_bad_arguments_are_refused_with_clear_errors(
             consumer.seek(TopicPartition(topic, 0), -1)
         with pytest.raises(InvalidInputError, match="subscribes to"):
             consumer.seek(TopicPartition(unique_name("elsewhere"), 0), 0)
+        with pytest.raises(InvalidInputError, match="not assigned"):
+            consumer.seek(TopicPartition(topic, 7), 0)
         with pytest.raises(InvalidInputError, match="offsets"):
             consumer.commit({TopicPartition(topic, 0): -3})
+
+
+PRODUCER_PROCESS = """
+import sys
+from pathlib import Path
+
+from shopops.core.registry import BackendSelection
+from shopops.events.backends import open_event_log
+from shopops.events.model import OutgoingRecord
+
+selection, home, topic, name, count = sys.argv[1:]
+with open_event_log(BackendSelection.model_validate_json(selection), home=Path(home)) as log:
+    for start in range(0, int(count), 250):
+        log.produce_many(
+            OutgoingRecord(topic, f"{name}:{i}".encode(), f"{name}-{i % 10}".encode())
+            for i in range(start, min(start + 250, int(count)))
+        )
+        log.flush()
+"""
+
+
+def test_concurrent_producers_in_processes_and_threads_get_dense_unique_offsets(
+    event_log_factory: EventLogFactory, unique_name: Names
+) -> None:
+    log = event_log_factory()
+    topic = unique_name("concurrent")
+    log.create_topic(topic, 3)
+    per_producer = 2000
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                PRODUCER_PROCESS,
+                event_log_factory.selection().model_dump_json(),
+                str(event_log_factory.home),
+                topic,
+                f"process{n}",
+                str(per_producer),
+            ]
+        )
+        for n in range(2)
+    ]
+    shared = event_log_factory()  # two threads share one log object
+
+    def produce(name: str) -> None:
+        for start in range(0, per_producer, 250):
+            shared.produce_many(
+                OutgoingRecord(topic, f"{name}:{i}".encode(), f"{name}-{i % 10}".encode())
+                for i in range(start, start + 250)
+            )
+            shared.flush()
+
+    threads = [threading.Thread(target=produce, args=(f"thread{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert all(process.wait(WAIT_S * 2) == 0 for process in processes)
+
+    total = 4 * per_producer
+    ends = log.end_offsets(topic)
+    assert sum(ends.values()) == total
+    with log.consumer(unique_name("auditor"), [topic]) as consumer:
+        got = drain(consumer, total)
+    assert len(got) == total
+    assert len({r.value for r in got}) == total, "a record was stored twice"
+    for partition, end in ends.items():
+        assert sorted(r.offset for r in got if r.partition == partition) == list(range(end))
+    last: dict[bytes, int] = {}
+    for record in sorted(got, key=lambda r: (r.partition, r.offset)):
+        assert record.key is not None
+        assert record.value is not None
+        seq = int(record.value.split(b":")[1])
+        assert seq > last.get(record.key, -1), f"{record.key!r} out of order"
+        last[record.key] = seq

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shopops.core.errors import BackendUnavailableError
 from shopops.events.debezium import ChangeEvent, decode
 from shopops.events.model import (
     Headers,
@@ -105,6 +106,13 @@ class MemoryLog(EventLog):
         }
 
 
+class FailingLog(MemoryLog):
+    """A log whose broker went away."""
+
+    def produce_many(self, records: Iterable[OutgoingRecord]) -> int:
+        raise BackendUnavailableError("the broker went away")
+
+
 @dataclass
 class World:
     """A finished run: its config, the log it wrote, its report and ground truth."""
@@ -171,6 +179,9 @@ def simulate(config: SimulationConfig, truth_dir: Path) -> World:
     report = run_simulation(config, log, truth_dir, progress=lambda d, t: progress.append((d, t)))
     return World(config, log, report, truth_dir, progress)
 
+
+#: One region, one day, a handful of orders.
+TINY = SimulationConfig(regions=["sg"], days=1, orders_per_day=5, seed=1, envelope="plain")
 
 #: Small, but with every pain ten times as frequent so that each shows up.
 SMALL = SimulationConfig(

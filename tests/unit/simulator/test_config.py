@@ -22,7 +22,7 @@ def test_defaults() -> None:
 
 
 def test_regions_accept_a_comma_separated_string_and_normalise() -> None:
-    assert SimulationConfig(regions="VN, sg,vn").regions == ["vn", "sg"]  # type: ignore[arg-type]
+    assert SimulationConfig(regions="VN, sg,vn").regions == ["vn", "sg"]
 
 
 def test_multiplier_multiplies_every_rate() -> None:

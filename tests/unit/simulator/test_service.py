@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from tests.unit.simulator.helpers import MemoryLog, World
+from tests.unit.simulator.helpers import TINY, FailingLog, MemoryLog, World
 
 from shopops.core.errors import BackendUnavailableError, InvalidInputError
-from shopops.events.model import OutgoingRecord
-from shopops.simulator.service import SimulationConfig, run_simulation
-
-TINY = SimulationConfig(regions=["sg"], days=1, orders_per_day=5, seed=1, envelope="plain")
+from shopops.simulator.model import SimulationConfigError
+from shopops.simulator.pipeline import _portable
+from shopops.simulator.service import (
+    PARALLEL_FROM_EVENTS,
+    SimulationConfig,
+    expected_events,
+    run_simulation,
+)
 
 
 def test_realtime_rate_paces_production(tmp_path: Path) -> None:
@@ -32,11 +35,6 @@ def test_realtime_rate_paces_production(tmp_path: Path) -> None:
 def test_realtime_rate_must_be_positive(tmp_path: Path, rate: float) -> None:
     with pytest.raises(InvalidInputError, match="realtime rate must be positive"):
         run_simulation(TINY, MemoryLog(), tmp_path, realtime_rate=rate)
-
-
-class FailingLog(MemoryLog):
-    def produce_many(self, records: Iterable[OutgoingRecord]) -> int:
-        raise BackendUnavailableError("the broker went away")
 
 
 def test_a_failing_log_fails_the_run_and_writes_no_truth(tmp_path: Path) -> None:
@@ -71,3 +69,14 @@ def test_without_schema_changes_every_topic_stays_at_version_one(tmp_path: Path)
     assert "schema_change" not in world.report.pains
     versions = {e.value_schema["version"] for e in world.decoded.values() if e.value_schema is not None}
     assert versions == {1}
+
+
+def test_errors_cross_the_process_boundary() -> None:
+    assert isinstance(_portable(ValueError("x")), ValueError)
+    # an error that cannot be rebuilt from its arguments arrives as a RuntimeError with its traceback
+    assert "SimulationConfigError" in str(_portable(SimulationConfigError([("days", "too few")])))
+
+
+def test_large_runs_go_parallel_by_default() -> None:
+    assert expected_events(SimulationConfig(days=11)) >= PARALLEL_FROM_EVENTS
+    assert expected_events(SimulationConfig(days=1, orders_per_day=200)) < PARALLEL_FROM_EVENTS

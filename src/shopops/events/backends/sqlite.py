@@ -314,7 +314,13 @@ class SqliteEventLog(EventLog):
         self.config = config
         path = config.path if config.path is not None else Path("events.db")
         self.path = path if path.is_absolute() else Path(home) / path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the directory of the event log {self.path}: {exc.strerror}",
+                hint="set events.path (or the data directory) to a writable place",
+            ) from exc
         self._busy_ms = config.busy_timeout_ms
         self._lock = threading.RLock()
         self._closed = False
