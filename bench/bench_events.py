@@ -9,8 +9,9 @@ same broker, with the producer settings of the kafka backend:
 
 - raw produce: ``Producer.produce(topic, value, key)`` in a loop (``poll`` when the queue is
   full), then ``flush()``;
-- raw consume: ``Consumer.consume(5000, 1.0)`` batches, checking each message's error and taking
-  its value; the backend consumes the same topic with ``poll(max_records=5000)``.
+- raw consume: ``Consumer.consume(5000, 1.0)`` batches, checking each message's error and reading
+  the fields a consumer acts on and the backend's records carry (key, value, partition, offset,
+  timestamp); the backend consumes the same topic with ``poll(max_records=5000)``.
 
 Targets: sqlite produce >= 150k records/s and consume >= 300k records/s; kafka backend >= 0.7x the
 raw loop for both.
@@ -180,7 +181,7 @@ def raw_drain(consumer: RawConsumer, topic: str, count: int) -> float:
         for message in consumer.consume(BATCH, 1.0):
             if message.error() is not None:
                 continue
-            message.value()
+            message.key(), message.value(), message.partition(), message.offset(), message.timestamp()
             got += 1
         if got and first is None:
             first = time.perf_counter()

@@ -14,6 +14,7 @@ are built with ``map``/``zip`` over the message methods rather than in a Python 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -721,7 +722,16 @@ class KafkaConsumer(Consumer):
                 else:
                     log.debug("kafka consumer notice", group=self.group_id, error=err.str())
             msgs = good
-        return _to_records(msgs, self._single_topic)
+        # A batch allocates thousands of small tuples at once; pausing the cyclic collector while
+        # they are built (none of them can form a cycle) saves a collector pass every 700 of them.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return _to_records(msgs, self._single_topic)
+        finally:
+            if paused:
+                gc.enable()
 
     def _advance(self, records: list[Record]) -> None:
         # Records of one partition come in offset order, so building a dict keeps the last offset
