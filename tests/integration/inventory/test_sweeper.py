@@ -1,0 +1,125 @@
+"""The sweeper on every backend, in real time: a lapsed hold is marked EXPIRED and its
+``ReservationExpired`` event is in the event log within a second of the TTL; the metrics say so."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+from tests.integration.inventory.helpers import StoreFactory
+
+from shopops.core.errors import BackendUnavailableError, NotFoundError
+from shopops.core.registry import BackendSelection
+from shopops.events.backends import open_event_log
+from shopops.events.model import OutgoingRecord
+from shopops.events.port import EventLog
+from shopops.inventory.model import InsufficientStockError, ReservationStatus
+from shopops.inventory.service import TOPIC, InventoryService, Sweeper, wall_clock_ms
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_expired_holds_are_announced_within_a_second(store_factory: StoreFactory, tmp_path: Path) -> None:
+    event_log = open_event_log(BackendSelection(type="sqlite"), home=tmp_path)
+    svc = store_factory.service(wall_clock_ms, event_log=event_log, publish_inline=False)
+    svc.set_stock("SKU-S", "wh-1", 3)
+    expired_before = metric("shopops_inventory_holds_expired_total")
+    blocked_before = metric("shopops_inventory_oversell_blocked_total")
+    with svc.sweeper(interval_s=0.2) as sweeper:
+        holds = [svc.reserve([("SKU-S", "wh-1", 1)], 300 + 100 * i, f"s{i}") for i in range(3)]
+        with pytest.raises(InsufficientStockError):
+            svc.reserve([("SKU-S", "wh-1", 1)], 300, "s-none")
+        seen: dict[str, int] = {}
+        deadline = time.time() + 5
+        while len(seen) < 3 and time.time() < deadline:
+            try:
+                records = event_log.read(TOPIC, 0, 0, 1000)
+            except NotFoundError:  # nothing published yet
+                records = []
+            for record in records:
+                event = orjson.loads(record.value or b"{}")
+                if event["type"] == "ReservationExpired" and event["reservation_id"] not in seen:
+                    seen[event["reservation_id"]] = wall_clock_ms()
+            time.sleep(0.02)
+        assert sweeper.running
+    assert set(seen) == {h.id for h in holds}
+    for hold in holds:
+        late_ms = seen[hold.id] - hold.expires_at_ms
+        assert late_ms < 1_000, f"{hold.id} announced {late_ms} ms after its TTL"
+        assert svc.store.get(hold.id).status is ReservationStatus.EXPIRED
+    assert metric("shopops_inventory_holds_expired_total") - expired_before == 3
+    assert metric("shopops_inventory_oversell_blocked_total") - blocked_before == 1
+    assert metric("shopops_inventory_sweeper_lag_seconds") < 1.0
+    assert metric("shopops_inventory_reservations_total", outcome="refused") >= 1
+    event_log.close()
+
+
+class FailingService(InventoryService):
+    """A service whose backend is down for the first sweeps."""
+
+    def __init__(self, svc: InventoryService, failures: int) -> None:
+        super().__init__(svc.store, clock=svc.clock, limits=svc.limits)
+        self.failures = failures
+
+    def expire_due(self, limit: int = 500) -> list:  # type: ignore[type-arg]
+        if self.failures > 0:
+            self.failures -= 1
+            raise BackendUnavailableError("down for the test")
+        return super().expire_due(limit)
+
+
+def test_the_sweeper_survives_backend_outages(store_factory: StoreFactory) -> None:
+    svc = FailingService(store_factory.service(wall_clock_ms), failures=2)
+    svc.set_stock("SKU-O", "wh-1", 1)
+    hold = svc.reserve([("SKU-O", "wh-1", 1)], 100, "o1")
+    sweeper = Sweeper(svc, interval_s=0.05).start()
+    try:
+        deadline = time.time() + 5
+        while svc.store.get(hold.id).status is ReservationStatus.HELD and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        sweeper.stop()
+    assert sweeper.errors == 2
+    assert svc.store.get(hold.id).status is ReservationStatus.EXPIRED
+
+
+class FlakyLog:
+    """An event log that is down until ``up`` is set; then it forwards to a real one."""
+
+    def __init__(self, real: EventLog) -> None:
+        self.real = real
+        self.up = False
+
+    def produce_many(self, records: Iterable[OutgoingRecord]) -> int:
+        if not self.up:
+            raise BackendUnavailableError("the event log is down")
+        return self.real.produce_many(records)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        self.real.flush(timeout_s)
+
+
+def test_changes_succeed_while_the_event_log_is_down_and_their_events_follow(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    real = open_event_log(BackendSelection(type="sqlite"), home=tmp_path)
+    flaky = FlakyLog(real)
+    svc = store_factory.service(wall_clock_ms, event_log=flaky)  # type: ignore[arg-type]
+    svc.set_stock("SKU-F", "wh-1", 2)
+    hold = svc.reserve([("SKU-F", "wh-1", 1)], 60_000, "f1")
+    svc.confirm(hold.id)
+    assert svc.store.pending_outbox() == 3
+    flaky.up = True
+    assert svc.publish_events() == 3
+    types = [orjson.loads(r.value or b"{}")["type"] for r in real.read(TOPIC, 0, 0, 100)]
+    assert types == ["StockAdjusted", "StockReserved", "ReservationConfirmed"]
+    assert svc.store.pending_outbox() == 0
+    real.close()
