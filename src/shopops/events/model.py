@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -22,6 +23,20 @@ def validate_topic_name(name: str) -> str:
             hint="use 1-249 characters from letters, digits, '.', '_' and '-'",
         )
     return name
+
+
+def validate_subscription(group_id: str, topics: Iterable[str], auto_offset_reset: str) -> list[str]:
+    """Check a consumer's arguments; returns the topic names, sorted and without repeats."""
+    if not isinstance(group_id, str) or not group_id.strip():
+        raise InvalidInputError("a consumer needs a non-empty group id")
+    names = sorted({validate_topic_name(t) for t in ([topics] if isinstance(topics, str) else topics)})
+    if not names:
+        raise InvalidInputError("a consumer needs at least one topic to subscribe to")
+    if auto_offset_reset not in ("earliest", "latest"):
+        raise InvalidInputError(
+            f"auto_offset_reset must be 'earliest' or 'latest' (got {auto_offset_reset!r})"
+        )
+    return names
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:

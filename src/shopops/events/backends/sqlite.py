@@ -57,6 +57,7 @@ from shopops.events.model import (
     Record,
     TopicInfo,
     TopicPartition,
+    validate_subscription,
     validate_topic_name,
 )
 from shopops.events.port import Consumer, EventLog, OffsetReset
@@ -774,15 +775,7 @@ class SqliteConsumer(Consumer):
         topics: Iterable[str],
         auto_offset_reset: OffsetReset,
     ) -> None:
-        if not isinstance(group_id, str) or not group_id.strip():
-            raise InvalidInputError("a consumer needs a non-empty group id")
-        names = sorted({validate_topic_name(t) for t in ([topics] if isinstance(topics, str) else topics)})
-        if not names:
-            raise InvalidInputError("a consumer needs at least one topic to subscribe to")
-        if auto_offset_reset not in ("earliest", "latest"):
-            raise InvalidInputError(
-                f"auto_offset_reset must be 'earliest' or 'latest' (got {auto_offset_reset!r})"
-            )
+        names = validate_subscription(group_id, topics, auto_offset_reset)
         self.group_id = group_id
         self.topics = tuple(names)
         self.auto_offset_reset = auto_offset_reset
