@@ -9,6 +9,8 @@ from shopops.core.settings import Settings
 from shopops.events.backends import open_event_log
 from shopops.events.port import EventLog
 from shopops.events.service import EventsService
+from shopops.inventory.backends import open_reservation_store
+from shopops.inventory.service import InventoryService
 
 
 @dataclass
@@ -17,6 +19,7 @@ class Platform:
 
     settings: Settings
     event_log: EventLog
+    inventory: InventoryService
     events: EventsService = field(init=False)
 
     def __post_init__(self) -> None:
@@ -27,10 +30,17 @@ class Platform:
         return self.settings.home / "truth"
 
     def close(self) -> None:
+        self.inventory.close()
         self.event_log.close()
 
 
 def build_platform(settings: Settings) -> Platform:
     """Open every configured backend; unknown backend types fail here with the known ones listed."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    return Platform(settings=settings, event_log=open_event_log(settings.events, settings.home))
+    event_log = open_event_log(settings.events, settings.home)
+    try:
+        inventory = InventoryService(open_reservation_store(settings.inventory, settings.home), event_log)
+    except BaseException:
+        event_log.close()
+        raise
+    return Platform(settings=settings, event_log=event_log, inventory=inventory)

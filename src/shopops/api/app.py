@@ -84,8 +84,12 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     from shopops.events.api import router as events_router
+    from shopops.inventory.api import inventory as inventory_router
+    from shopops.inventory.api import reservations as reservations_router
     from shopops.portal.routes import router as portal_router
 
     app.include_router(events_router)
+    app.include_router(reservations_router)
+    app.include_router(inventory_router)
     app.include_router(portal_router)
     return app

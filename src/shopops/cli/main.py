@@ -10,6 +10,7 @@ import typer
 from shopops import __version__
 from shopops.cli.common import console, handle_errors
 from shopops.events.cli import app as events_app
+from shopops.inventory.cli import app as inventory_app
 from shopops.simulator.cli import simulate
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(events_app, name="events")
+app.add_typer(inventory_app, name="inventory")
 app.command("simulate")(simulate)
 
 

@@ -83,9 +83,11 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     #: Event-log backend: ``{type = "sqlite"}`` (default) or ``{type = "kafka", bootstrap_servers = ...}``.
     events: BackendSelection = BackendSelection(type="sqlite")
+    #: Reservation store: ``sqlite`` (default), ``redis`` (``url``) or ``postgres`` (``dsn``).
+    inventory: BackendSelection = BackendSelection(type="sqlite")
     simulator: SimulatorSettings = SimulatorSettings()
 
-    @field_validator("events", mode="before")
+    @field_validator("events", "inventory", mode="before")
     @classmethod
     def _embedded_backend_by_default(cls, value: Any) -> Any:
         # Options given without a type (SHOPOPS_EVENTS__PATH=...) apply to the embedded backend.

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -143,6 +143,14 @@ class StockChange:
         """Units now promised beyond ``on_hand``: non-zero means the count fell under the promises."""
         return self.after.oversubscribed
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "before": self.before.to_dict() if self.before is not None else None,
+            "after": self.after.to_dict(),
+            "reason": self.reason,
+            "drift": self.drift,
+        }
+
 
 def validate_on_hand(on_hand: object) -> int:
     value = _check_int("on_hand", on_hand)
@@ -260,7 +268,7 @@ class Reservation:
     def as_of(self, now_ms: int) -> Reservation:
         """This reservation as a client should see it at ``now_ms``: a lapsed hold shows EXPIRED."""
         if self.is_lapsed(now_ms):
-            return _replace(self, status=ReservationStatus.EXPIRED)
+            return replace(self, status=ReservationStatus.EXPIRED)
         return self
 
     @property
@@ -289,12 +297,6 @@ class Reservation:
             expires_at_ms=int(data["expires_at_ms"]),
             updated_at_ms=int(data["updated_at_ms"]),
         )
-
-
-def _replace(res: Reservation, **changes: Any) -> Reservation:
-    values = {name: getattr(res, name) for name in Reservation.__dataclass_fields__}
-    values.update(changes)
-    return Reservation(**values)
 
 
 def lines_to_json(lines: Iterable[ReservationLine]) -> list[list[Any]]:
@@ -356,9 +358,13 @@ DEFAULT_LIMITS = ReservationLimits()
 
 @dataclass(frozen=True, slots=True)
 class ReserveStock:
-    """Command: hold ``lines`` for ``ttl_ms``. Repeating it with the same key returns the same hold."""
+    """Command: hold ``lines`` for ``ttl_ms``. Repeating it with the same key returns the same hold.
 
-    lines: Sequence[ReservationLine]
+    Lines as they arrive: :class:`ReservationLine`, ``(sku, warehouse, quantity)`` or mappings
+    with those keys; :func:`validate_reserve` turns them into checked, merged lines.
+    """
+
+    lines: Sequence[Any]
     ttl_ms: int
     idempotency_key: str
 

@@ -165,7 +165,8 @@ class AuditReport:
 class InventoryService:
     """Reservation use cases over one :class:`ReservationStore`.
 
-    ``event_log=None`` keeps no events: the outbox is drained and dropped (tests, tools).
+    With ``event_log=None`` this process publishes nothing: events wait in the store's outbox for
+    a process that has an event log (one-off tools must not drop what others should publish).
     ``publish_inline`` publishes after every command; a process that runs a :class:`Sweeper` can
     turn it off and let the sweeper publish (one store transaction less per command).
     """
@@ -339,29 +340,30 @@ class InventoryService:
 
         Returns 0 at once while another publisher (another process) holds the outbox lease.
         """
+        if self.event_log is None:
+            return 0
         published = 0
         with self._publish_lock:
             while True:
                 entries = self.store.claim_outbox(self._relay_id, self._relay_lease_ms, self.clock(), batch)
                 if not entries:
                     break
-                if self.event_log is not None:
-                    records = []
-                    for entry in entries:
-                        event = entry.event()
-                        records.append(
-                            OutgoingRecord(
-                                self.topic,
-                                orjson.dumps(event.to_dict()),
-                                event.key.encode(),
-                                (("type", event.type_name.encode()),),
-                                event.at_ms,
-                            )
+                records = []
+                for entry in entries:
+                    event = entry.event()
+                    records.append(
+                        OutgoingRecord(
+                            self.topic,
+                            orjson.dumps(event.to_dict()),
+                            event.key.encode(),
+                            (("type", event.type_name.encode()),),
+                            event.at_ms,
                         )
-                    self.event_log.produce_many(records)
-                    # Acknowledge only what is durably in the log: a crash before this point
-                    # publishes the batch again (at least once), never loses it.
-                    self.event_log.flush()
+                    )
+                self.event_log.produce_many(records)
+                # Acknowledge only what is durably in the log: a crash before this point
+                # publishes the batch again (at least once), never loses it.
+                self.event_log.flush()
                 self.store.ack_outbox(self._relay_id, [e.entry_id for e in entries])
                 published += len(entries)
                 if len(entries) < batch:

@@ -112,7 +112,7 @@ def test_changes_succeed_while_the_event_log_is_down_and_their_events_follow(
 ) -> None:
     real = open_event_log(BackendSelection(type="sqlite"), home=tmp_path)
     flaky = FlakyLog(real)
-    svc = store_factory.service(wall_clock_ms, event_log=flaky)  # type: ignore[arg-type]
+    svc = store_factory.service(wall_clock_ms, event_log=flaky)
     svc.set_stock("SKU-F", "wh-1", 2)
     hold = svc.reserve([("SKU-F", "wh-1", 1)], 60_000, "f1")
     svc.confirm(hold.id)

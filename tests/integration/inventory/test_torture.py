@@ -32,7 +32,7 @@ def test_torture(store_factory: StoreFactory, tmp_path: Path) -> None:
     stats = report.stats
     assert stats["refused"] > 100, report.summary()
     assert stats["blocked"] > 100, report.summary()
-    assert stats["confirmed"] > 50, report.summary()
+    assert stats["confirmed"] > 30, report.summary()
     assert stats["late"] > 0, report.summary()
     assert stats["abandoned"] > 0, report.summary()
     assert report.killed_worker == 0

@@ -155,13 +155,13 @@ def test_stock_value_validation() -> None:
     for bad in (-1, 1.0, True, 10**12):
         with pytest.raises(InvalidInputError):
             validate_on_hand(bad)
-    for bad in (0, 2.5, 10**12):
+    for bad_delta in (0, 2.5, 10**12):
         with pytest.raises(InvalidInputError):
-            validate_delta(bad)
+            validate_delta(bad_delta)
     assert validate_reason("cdc") == "cdc"
-    for bad in ("", "x" * 201, "line\nbreak", 3):
+    for bad_reason in ("", "x" * 201, "line\nbreak", 3):
         with pytest.raises(InvalidInputError):
-            validate_reason(bad)
+            validate_reason(bad_reason)
 
 
 # --- commands ----------------------------------------------------------------------------------

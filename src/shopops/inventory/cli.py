@@ -1,0 +1,204 @@
+"""`shopops inventory …`: stock, reservations, the sweeper and the audit from the command line.
+
+Thin: every command calls the platform's :class:`~shopops.inventory.service.InventoryService`
+(``platform.inventory``) and prints what it returns; errors exit with the error tree's codes
+(2 bad input, 3 not found, 4 conflict such as insufficient stock, 69 backend unavailable).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+
+from shopops.cli.common import console, handle_errors
+from shopops.cli.context import open_platform
+from shopops.core.errors import InvalidInputError
+from shopops.inventory.model import Reservation, ReservationLine, StockLevel
+from shopops.inventory.service import InventoryService
+
+app = typer.Typer(
+    help="Inventory reservations: stock per SKU and warehouse, holds with a TTL, confirmations.",
+    no_args_is_help=True,
+)
+
+_LINE = re.compile(r"^(?P<sku>[^@:\s]+)@(?P<warehouse>[^@:\s]+)(?::(?P<quantity>-?\d+))?$")
+
+
+@contextmanager
+def _inventory() -> Iterator[InventoryService]:
+    with open_platform() as platform:
+        yield platform.inventory
+
+
+def parse_line(text: str) -> ReservationLine:
+    """``SKU@WAREHOUSE[:QUANTITY]`` (quantity 1 when left out) as a reservation line."""
+    match = _LINE.match(text)
+    if match is None:
+        raise InvalidInputError(
+            f"invalid line {text!r}", hint="write SKU@WAREHOUSE:QUANTITY, e.g. TSHIRT-M@hcm-1:2"
+        )
+    return ReservationLine(match["sku"], match["warehouse"], int(match["quantity"] or 1))
+
+
+def _print_reservation(reservation: Reservation) -> None:
+    console.print_json(orjson.dumps(reservation.to_dict()).decode())
+
+
+def _print_levels(levels: list[StockLevel], as_json: bool) -> None:
+    if as_json:
+        console.print_json(orjson.dumps([level.to_dict() for level in levels]).decode())
+        return
+    table = Table(title=f"{len(levels)} items")
+    for column in ("sku", "warehouse", "on hand", "committed", "held", "available", "blocked"):
+        table.add_column(column, justify="left" if column in ("sku", "warehouse") else "right")
+    for lv in levels:
+        style = "red" if lv.oversubscribed else None
+        table.add_row(
+            lv.key.sku,
+            lv.key.warehouse,
+            str(lv.on_hand),
+            str(lv.committed),
+            str(lv.held),
+            str(lv.available),
+            str(lv.blocked),
+            style=style,
+        )
+    console.print(table)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
+@app.command("stock")
+@handle_errors
+def stock(sku: Annotated[str, typer.Argument(help="The SKU")], as_json: JsonOption = False) -> None:
+    """Stock of a SKU in every warehouse: on hand, committed, held, available."""
+    with _inventory() as svc:
+        _print_levels(svc.stock(sku), as_json)
+
+
+@app.command("set-stock")
+@handle_errors
+def set_stock(
+    sku: str,
+    warehouse: str,
+    on_hand: int,
+    reason: Annotated[str, typer.Option(help="Why, for the StockAdjusted event")] = "manual",
+) -> None:
+    """Set the units on hand of an item (a stock count)."""
+    with _inventory() as svc:
+        change = svc.set_stock(sku, warehouse, on_hand, reason)
+    console.print_json(orjson.dumps(change.to_dict()).decode())
+
+
+@app.command("adjust-stock")
+@handle_errors
+def adjust_stock(
+    sku: str,
+    warehouse: str,
+    by: Annotated[int, typer.Option("--by", help="Units to add (restock) or remove (e.g. --by -2)")],
+    reason: Annotated[str, typer.Option(help="Why, for the StockAdjusted event")] = "manual",
+) -> None:
+    """Add or remove units on hand."""
+    with _inventory() as svc:
+        change = svc.adjust_stock(sku, warehouse, by, reason)
+    console.print_json(orjson.dumps(change.to_dict()).decode())
+
+
+@app.command("reserve")
+@handle_errors
+def reserve(
+    lines: Annotated[list[str], typer.Argument(help="SKU@WAREHOUSE:QUANTITY, one or more")],
+    key: Annotated[str, typer.Option("--key", help="Idempotency key: repeating it never reserves twice")],
+    ttl_s: Annotated[float, typer.Option("--ttl-s", help="How long the hold lasts, in seconds")] = 900.0,
+) -> None:
+    """Hold every line for the TTL, or nothing (exit 4 with what is available when short)."""
+    parsed = [parse_line(text) for text in lines]
+    with _inventory() as svc:
+        _print_reservation(svc.reserve(parsed, round(ttl_s * 1000), key))
+
+
+@app.command("get")
+@handle_errors
+def get(reservation_id: str) -> None:
+    """A reservation as of now (a hold past its TTL shows as expired)."""
+    with _inventory() as svc:
+        _print_reservation(svc.get(reservation_id))
+
+
+@app.command("confirm")
+@handle_errors
+def confirm(reservation_id: str) -> None:
+    """Turn a hold into committed stock."""
+    with _inventory() as svc:
+        _print_reservation(svc.confirm(reservation_id))
+
+
+@app.command("release")
+@handle_errors
+def release(reservation_id: str) -> None:
+    """Give a hold's units back."""
+    with _inventory() as svc:
+        _print_reservation(svc.release(reservation_id))
+
+
+@app.command("extend")
+@handle_errors
+def extend(
+    reservation_id: str,
+    ttl_s: Annotated[float, typer.Option("--ttl-s", help="Hold until now + this many seconds")] = 900.0,
+) -> None:
+    """Make a hold last longer."""
+    with _inventory() as svc:
+        _print_reservation(svc.extend(reservation_id, round(ttl_s * 1000)))
+
+
+@app.command("cancel")
+@handle_errors
+def cancel(reservation_id: str) -> None:
+    """Cancel a confirmed reservation: its units become available again."""
+    with _inventory() as svc:
+        _print_reservation(svc.cancel(reservation_id))
+
+
+@app.command("sweep")
+@handle_errors
+def sweep() -> None:
+    """Expire every hold past its TTL and publish pending events, once."""
+    with _inventory() as svc:
+        runner = svc.sweeper()
+        expired, published = runner.run_once()
+    console.print(f"expired {expired} holds, published {published} events")
+
+
+@app.command("audit")
+@handle_errors
+def audit(
+    grace_ms: Annotated[int, typer.Option(help="How long past its TTL a hold may stay unswept")] = 2_000,
+    as_json: JsonOption = False,
+) -> None:
+    """Holds that outlived their TTL, oversubscribed items, blocked oversell attempts (exit 1 if any
+    hold or item needs attention)."""
+    with _inventory() as svc:
+        report = svc.audit(grace_ms=grace_ms)
+    if as_json:
+        console.print_json(orjson.dumps(report.to_dict()).decode())
+    else:
+        console.print(f"overdue holds: {len(report.overdue_holds)}")
+        for res in report.overdue_holds:
+            console.print(
+                f"  {res.id} expired at {res.expires_at_ms}, {report.at_ms - res.expires_at_ms} ms ago"
+            )
+        console.print(f"oversubscribed items: {len(report.oversubscribed)}")
+        for level in report.oversubscribed:
+            console.print(f"  {level.key}: {level.oversubscribed} units promised beyond on hand")
+        console.print(f"oversell attempts blocked: {report.blocked_total}")
+        console.print(f"events waiting to be published: {report.outbox_pending}")
+    if not report.ok:
+        raise typer.Exit(1)
