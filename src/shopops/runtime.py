@@ -14,6 +14,7 @@ from shopops.core.errors import ConflictError
 from shopops.core.logging import get_logger
 from shopops.core.settings import Settings
 from shopops.events.monitor import CdcMonitor
+from shopops.inventory.service import Sweeper
 
 log = get_logger(__name__)
 
@@ -49,12 +50,25 @@ def seed_if_empty(platform: Platform) -> bool:
     log.info("seeding the demo world", home=str(platform.settings.home), regions=sim.regions, days=sim.days)
     report = simulate_with_progress(config, platform.event_log, platform.truth_dir)
     print_report(report)
+    replay_demo_bursts(platform)
     marker.write_bytes(
         orjson.dumps(
             {"config": config.model_dump(mode="json"), "events": report.events}, option=orjson.OPT_INDENT_2
         )
     )
     return True
+
+
+def replay_demo_bursts(platform: Platform) -> None:
+    """Race the simulated checkout bursts against the reservation engine; keep the outcomes."""
+    from shopops.inventory.bursts import OUTCOMES_FILE, replay_checkout_bursts
+    from shopops.inventory.cli import print_burst_outcomes
+
+    outcomes = replay_checkout_bursts(platform.inventory, platform.truth_dir / "checkout_bursts.parquet")
+    print_burst_outcomes(outcomes)
+    (platform.settings.home / OUTCOMES_FILE).write_bytes(
+        orjson.dumps([o.to_dict() for o in outcomes], option=orjson.OPT_INDENT_2)
+    )
 
 
 def run_platform(
@@ -68,16 +82,20 @@ def run_platform(
     port = port or settings.api.port
     platform = build_platform(settings)
     monitor: CdcMonitor | None = None
+    sweeper: Sweeper | None = None
     try:
         if seed_demo:
             seed_if_empty(platform)
         monitor = CdcMonitor(platform.event_log)
         monitor.start()
+        # Expires holds within a second of their TTL and publishes the inventory events.
+        sweeper = platform.inventory.sweeper(interval_s=0.2).start()
         url = f"http://{host}:{port}"
         app = create_app(settings, platform)
         app.state.banner = (
             f"shopops is up at {url} — portal {url}/, API docs {url}/docs, health {url}/healthz, "
-            f"metrics {url}/metrics (data in {settings.home}, event log: {settings.events.type})"
+            f"metrics {url}/metrics (data in {settings.home}, event log: {settings.events.type}, "
+            f"reservations: {settings.inventory.type})"
         )
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: make that a
         # normal exit so the workers below are stopped and the backends closed.
@@ -85,6 +103,8 @@ def run_platform(
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        if sweeper is not None:
+            sweeper.stop()
         if monitor is not None:
             monitor.stop()
         platform.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,10 @@ from tests.e2e.helpers import run_cli
         ("events", "lag"),
         ("events", "groups"),
         ("config", "show"),
+        ("inventory",),
+        ("inventory", "reserve"),
+        ("inventory", "bursts"),
+        ("inventory", "audit"),
     ],
 )
 def test_help_everywhere(tmp_path: Path, args: tuple[str, ...]) -> None:
@@ -63,3 +68,18 @@ def test_simulate_then_inspect(tmp_path: Path) -> None:
     assert topics.returncode == 0
     assert "sg.shop.orders" in topics.stdout
     assert "vn.shop.orders" not in topics.stdout
+
+
+def test_checkout_bursts_never_oversell(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sim = run_cli(home, "simulate", "--regions", "vn,th", "--days", "2", "--orders-per-day", "50")
+    assert sim.returncode == 0, sim.stderr
+    replay = run_cli(home, "inventory", "bursts", "--json")
+    assert replay.returncode == 0, replay.stderr
+    outcomes = json.loads(replay.stdout)
+    assert outcomes, "the simulator injected no checkout burst"
+    for burst in outcomes:
+        assert burst["shopops_accepted"] == min(burst["units_available"], burst["attempts"])
+        assert burst["shopops_oversold"] == 0
+    assert sum(b["legacy_oversold"] for b in outcomes) > 0
+

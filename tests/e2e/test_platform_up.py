@@ -25,7 +25,47 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     server.wait_healthy()
     assert f"shopops is up at {server.url}" in server.output()
 
-    assert httpx.get(f"{server.url}/readyz").json()["status"] == "ok"
+    ready = httpx.get(f"{server.url}/readyz").json()
+    assert ready["status"] == "ok"
+    assert set(ready["checks"]) == {"event_log", "inventory"}
+
+    # The demo raced the simulated checkout bursts against the reservation engine.
+    bursts = json.loads((home / "inventory-bursts.json").read_text())
+    assert bursts
+    assert all(b["shopops_oversold"] == 0 for b in bursts)
+    assert "Checkout bursts for the last units" in httpx.get(f"{server.url}/").text
+
+    # A hold that expires is swept by the running platform within about a second.
+    sku = bursts[0]["sku"]
+    warehouse = bursts[0]["warehouse"]
+    httpx.post(
+        f"{server.url}/v1/inventory/stock/adjustments",
+        json={"sku": sku, "warehouse": warehouse, "delta": 1, "reason": "test"},
+    ).raise_for_status()
+    held = httpx.post(
+        f"{server.url}/v1/reservations",
+        json={"lines": [{"sku": sku, "warehouse": warehouse, "quantity": 1}], "ttl_ms": 1_000},
+        headers={"Idempotency-Key": "e2e-expiring-hold"},
+    )
+    assert held.status_code == 201, held.text
+    rid = held.json()["id"]
+    deadline = time.monotonic() + 10
+    status = "held"
+    while time.monotonic() < deadline and status == "held":
+        time.sleep(0.2)
+        status = httpx.get(f"{server.url}/v1/reservations/{rid}").json()["status"]
+    assert status == "expired"
+    # ... and the sweeper published ReservationExpired for it (a read alone would not).
+    deadline = time.monotonic() + 10
+    expired: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not expired:
+        events = httpx.get(
+            f"{server.url}/v1/events/topics/shopops.inventory.events/records", params={"limit": 50}
+        ).json()
+        expired = [e for e in events if (e["value"] or {}).get("reservation_id") == rid
+                   and e["value"].get("type") == "ReservationExpired"]
+        time.sleep(0.2)
+    assert expired, events
     topics = _topics(home)
     for region in ("vn", "sg", "th"):
         assert topics[f"{region}.shop.orders"] > 0

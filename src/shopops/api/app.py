@@ -68,12 +68,17 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     def readyz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {}
         ok = True
-        try:
-            topics = request.app.state.platform.event_log.list_topics()
-            checks["event_log"] = {"status": "ok", "topics": len(topics)}
-        except Exception as exc:  # readiness reports any backend failure instead of raising
-            ok = False
-            checks["event_log"] = {"status": "error", "error": str(exc)}
+        platform = request.app.state.platform
+        probes: dict[str, Callable[[], dict[str, Any]]] = {
+            "event_log": lambda: {"topics": len(platform.event_log.list_topics())},
+            "inventory": lambda: {"outbox_pending": platform.inventory.store.pending_outbox()},
+        }
+        for name, probe in probes.items():
+            try:
+                checks[name] = {"status": "ok", **probe()}
+            except Exception as exc:  # readiness reports any backend failure instead of raising
+                ok = False
+                checks[name] = {"status": "error", "error": str(exc)}
         return JSONResponse(
             status_code=200 if ok else 503,
             content={"status": "ok" if ok else "unavailable", "checks": checks},

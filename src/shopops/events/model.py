@@ -13,6 +13,12 @@ from shopops.core.errors import InvalidInputError
 Headers = tuple[tuple[str, bytes], ...]
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+#: CDC topics are named ``<region>.<database>.<table>``, as Debezium names them.
+CDC_TOPIC = re.compile(r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$")
+
+
+def is_cdc_topic(name: str) -> bool:
+    return CDC_TOPIC.match(name) is not None
 
 
 def validate_topic_name(name: str) -> str:

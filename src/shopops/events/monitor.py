@@ -8,16 +8,14 @@ platform is. Malformed records are counted and logged with their position, never
 
 from __future__ import annotations
 
-import re
 import threading
 
 from prometheus_client import Counter
 
 from shopops.core.logging import get_logger
 from shopops.events.debezium import decode_batch
+from shopops.events.model import is_cdc_topic
 from shopops.events.port import EventLog
-
-CDC_TOPIC = re.compile(r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$")
 
 CDC_EVENTS = Counter("shopops_cdc_events_total", "Decoded CDC change events", ["topic", "op"])
 CDC_DECODE_FAILURES = Counter(
@@ -47,7 +45,7 @@ class CdcMonitor:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        topics = [t.name for t in self._log.list_topics() if CDC_TOPIC.match(t.name)]
+        topics = [t.name for t in self._log.list_topics() if is_cdc_topic(t.name)]
         if not topics:
             log.info("cdc monitor idle: no CDC topics")
             return

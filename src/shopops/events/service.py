@@ -11,7 +11,7 @@ import orjson
 
 from shopops.core.errors import InvalidInputError, NotFoundError
 from shopops.events.debezium import DebeziumDecodeError, decode
-from shopops.events.model import PartitionLag, Record, TopicInfo
+from shopops.events.model import PartitionLag, Record, TopicInfo, is_cdc_topic
 from shopops.events.port import EventLog
 
 
@@ -51,7 +51,21 @@ def _json_or_text(raw: bytes | None) -> Any:
 
 
 def view(record: Record) -> RecordView:
-    """Decode ``record`` for display; a malformed change event is shown raw with its error."""
+    """Decode ``record`` for display; a malformed change event is shown raw with its error.
+
+    Records of other topics (domain events such as ``shopops.inventory.events``) are shown as
+    their JSON, with ``op`` null.
+    """
+    if not is_cdc_topic(record.topic):
+        return RecordView(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp_ms,
+            _json_or_text(record.key),
+            _json_or_text(record.value),
+            None,
+        )
     try:
         event = decode(record)
     except DebeziumDecodeError as exc:

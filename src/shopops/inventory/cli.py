@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -19,6 +20,7 @@ from rich.table import Table
 from shopops.cli.common import console, handle_errors
 from shopops.cli.context import open_platform
 from shopops.core.errors import InvalidInputError
+from shopops.inventory.bursts import BurstOutcome, replay_checkout_bursts
 from shopops.inventory.model import Reservation, ReservationLine, StockLevel
 from shopops.inventory.service import InventoryService
 
@@ -201,4 +203,69 @@ def audit(
         console.print(f"oversell attempts blocked: {report.blocked_total}")
         console.print(f"events waiting to be published: {report.outbox_pending}")
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_burst_outcomes(outcomes: list[BurstOutcome]) -> None:
+    """A table of replayed checkout bursts: legacy oversell beside shopops's."""
+    table = Table(title=f"{len(outcomes)} checkout bursts replayed against the reservation engine")
+    for column in (
+        "burst",
+        "sku",
+        "warehouse",
+        "units",
+        "carts",
+        "legacy sold",
+        "legacy oversold",
+        "shopops sold",
+        "shopops oversold",
+    ):
+        table.add_column(column, justify="left" if column in ("burst", "sku", "warehouse") else "right")
+    for o in outcomes:
+        table.add_row(
+            o.burst_id,
+            o.sku,
+            o.warehouse,
+            str(o.units_available),
+            str(o.attempts),
+            str(o.legacy_accepted),
+            f"[red]{o.legacy_oversold}[/]" if o.legacy_oversold else "0",
+            str(o.shopops_accepted),
+            f"[red]{o.shopops_oversold}[/]" if o.shopops_oversold else "[green]0[/]",
+        )
+    if outcomes:
+        table.add_section()
+        table.add_row(
+            "total",
+            "",
+            "",
+            str(sum(o.units_available for o in outcomes)),
+            str(sum(o.attempts for o in outcomes)),
+            str(sum(o.legacy_accepted for o in outcomes)),
+            str(sum(o.legacy_oversold for o in outcomes)),
+            str(sum(o.shopops_accepted for o in outcomes)),
+            str(sum(o.shopops_oversold for o in outcomes)),
+            style="bold",
+        )
+    console.print(table)
+
+
+@app.command("bursts")
+@handle_errors
+def bursts(
+    concurrency: Annotated[int, typer.Option(help="Threads firing each burst's carts at once")] = 16,
+    truth_dir: Annotated[
+        Path | None, typer.Option(help="Ground truth of `shopops simulate` (default $SHOPOPS_HOME/truth)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the simulator's checkout bursts (many carts, last units) against the reservations."""
+    with open_platform() as platform:
+        path = (truth_dir or platform.truth_dir) / "checkout_bursts.parquet"
+        outcomes = replay_checkout_bursts(platform.inventory, path, concurrency=concurrency)
+    if as_json:
+        console.print_json(orjson.dumps([o.to_dict() for o in outcomes]).decode())
+    else:
+        print_burst_outcomes(outcomes)
+    if any(o.shopops_oversold for o in outcomes):
         raise typer.Exit(1)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from shopops import __version__
 from shopops.bootstrap import Platform
 from shopops.events.monitor import CdcMonitor
+from shopops.inventory.bursts import OUTCOMES_FILE
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,7 +66,31 @@ def home(request: Request) -> HTMLResponse:
         for t in topics
     )
     body = (
-        f"<div class=cards>{cards}</div><h2>Event log</h2>"
+        f"<div class=cards>{cards}</div>{_bursts_section(platform)}<h2>Event log</h2>"
         f"<table><tr><th>topic</th><th>partitions</th><th>records</th><th></th></tr>{rows}</table>"
     )
     return _page("overview", body)
+
+
+def _bursts_section(platform: Platform) -> str:
+    """The demo's checkout bursts: what the legacy checkout oversold, what shopops sold."""
+    path = platform.settings.home / OUTCOMES_FILE
+    if not path.is_file():
+        return ""
+    bursts = orjson.loads(path.read_bytes())
+    legacy = sum(b["legacy_oversold"] for b in bursts)
+    ours = sum(b["shopops_oversold"] for b in bursts)
+    rows = "".join(
+        f"<tr><td>{escape(b['burst_id'])}</td>"
+        f"<td><a href='/v1/inventory/{escape(b['sku'])}'>{escape(b['sku'])}</a></td>"
+        f"<td class=n>{b['units_available']}</td><td class=n>{b['attempts']}</td>"
+        f"<td class='n{' bad' if b['legacy_oversold'] else ''}'>{b['legacy_accepted']}</td>"
+        f"<td class='n{' bad' if b['shopops_oversold'] else ' ok'}'>{b['shopops_accepted']}</td></tr>"
+        for b in bursts
+    )
+    return (
+        f"<h2>Checkout bursts for the last units</h2><p>{len(bursts)} bursts: the legacy checkout oversold "
+        f"<b class=bad>{legacy}</b> units; shopops reservations oversold <b class={'bad' if ours else 'ok'}>"
+        f"{ours}</b>.</p><table><tr><th>burst</th><th>sku</th><th>units on shelf</th><th>carts racing</th>"
+        f"<th>legacy sold</th><th>shopops sold</th></tr>{rows}</table>"
+    )
