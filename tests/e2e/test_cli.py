@@ -83,3 +83,26 @@ def test_checkout_bursts_never_oversell(tmp_path: Path) -> None:
         assert burst["shopops_oversold"] == 0
     assert sum(b["legacy_oversold"] for b in outcomes) > 0
 
+
+
+def test_stock_from_cdc_sync_and_drift(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli(home, "simulate", "--regions", "sg", "--days", "1", "--orders-per-day", "20").returncode == 0
+    before = run_cli(home, "inventory", "audit", "--from-cdc", "--json")
+    assert before.returncode == 1  # the store has no stock yet: every item drifted
+    drifted = json.loads(before.stdout)["drift"]
+    assert drifted
+    assert all(d["store_on_hand"] is None for d in drifted)
+    synced = run_cli(home, "inventory", "sync-cdc", "--regions", "sg")
+    assert synced.returncode == 0, synced.stderr
+    assert f"{len(drifted)} items changed" in synced.stdout
+    after = run_cli(home, "inventory", "audit", "--from-cdc", "--json")
+    assert after.returncode == 0, after.stdout
+    assert json.loads(after.stdout)["drift"] == []
+    one = drifted[0]
+    stock = run_cli(home, "inventory", "stock", one["sku"], "--json")
+    levels = {lv["warehouse"]: lv for lv in json.loads(stock.stdout)}
+    assert levels[one["warehouse"]]["on_hand"] == one["source_on_hand"]
+    empty = run_cli(tmp_path / "empty", "inventory", "sync-cdc")
+    assert empty.returncode == 3
+    assert "no <region>.inventory.stock_levels topic" in empty.stderr

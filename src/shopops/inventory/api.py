@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shopops.core.errors import InvalidInputError
+from shopops.inventory.cdc import read_cdc_stock
 from shopops.inventory.model import StockKey
 from shopops.inventory.service import InventoryService
 
@@ -123,8 +124,15 @@ def cancel(request: Request, reservation_id: str) -> dict[str, Any]:
 
 
 @inventory.get("/audit", summary="Overdue holds, oversubscribed items, blocked oversell attempts")
-def audit(request: Request, grace_ms: Annotated[int, Query(ge=0)] = 2_000) -> dict[str, Any]:
-    return _service(request).audit(grace_ms=grace_ms).to_dict()
+def audit(
+    request: Request,
+    grace_ms: Annotated[int, Query(ge=0)] = 2_000,
+    from_cdc: Annotated[
+        bool, Query(description="Compare on-hand units with the CDC stock_levels stream")
+    ] = False,
+) -> dict[str, Any]:
+    source = read_cdc_stock(request.app.state.platform.event_log).on_hand if from_cdc else None
+    return _service(request).audit(source_on_hand=source, grace_ms=grace_ms).to_dict()
 
 
 @inventory.post("/audit", summary="The audit, plus drift against the source system's stock snapshot")

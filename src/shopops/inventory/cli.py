@@ -19,8 +19,10 @@ from rich.table import Table
 
 from shopops.cli.common import console, handle_errors
 from shopops.cli.context import open_platform
-from shopops.core.errors import InvalidInputError
+from shopops.core.errors import InvalidInputError, NotFoundError
+from shopops.domain.regions import parse_regions
 from shopops.inventory.bursts import BurstOutcome, replay_checkout_bursts
+from shopops.inventory.cdc import read_cdc_stock
 from shopops.inventory.model import Reservation, ReservationLine, StockLevel
 from shopops.inventory.service import InventoryService
 
@@ -183,12 +185,16 @@ def sweep() -> None:
 @handle_errors
 def audit(
     grace_ms: Annotated[int, typer.Option(help="How long past its TTL a hold may stay unswept")] = 2_000,
+    from_cdc: Annotated[
+        bool, typer.Option("--from-cdc", help="Also compare on-hand units with the CDC stock_levels stream")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Holds that outlived their TTL, oversubscribed items, blocked oversell attempts (exit 1 if any
-    hold or item needs attention)."""
-    with _inventory() as svc:
-        report = svc.audit(grace_ms=grace_ms)
+    """Holds that outlived their TTL, stock drifted from the CDC source, oversubscribed items, blocked
+    oversell attempts (exit 1 if any hold or item needs attention)."""
+    with open_platform() as platform:
+        source = read_cdc_stock(platform.event_log).on_hand if from_cdc else None
+        report = platform.inventory.audit(source_on_hand=source, grace_ms=grace_ms)
     if as_json:
         console.print_json(orjson.dumps(report.to_dict()).decode())
     else:
@@ -197,6 +203,13 @@ def audit(
             console.print(
                 f"  {res.id} expired at {res.expires_at_ms}, {report.at_ms - res.expires_at_ms} ms ago"
             )
+        if from_cdc:
+            console.print(f"items drifted from the CDC source: {len(report.drift)}")
+            for drift in report.drift[:20]:
+                console.print(
+                    f"  {drift.key}: store {drift.store_on_hand}, "
+                    f"source {drift.source_on_hand} ({drift.delta:+d})"
+                )
         console.print(f"oversubscribed items: {len(report.oversubscribed)}")
         for level in report.oversubscribed:
             console.print(f"  {level.key}: {level.oversubscribed} units promised beyond on hand")
@@ -269,3 +282,31 @@ def bursts(
         print_burst_outcomes(outcomes)
     if any(o.shopops_oversold for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command("sync-cdc")
+@handle_errors
+def sync_cdc(
+    regions: Annotated[str | None, typer.Option(help="Only these regions, e.g. vn,sg")] = None,
+) -> None:
+    """Set on-hand units to what the CDC stock_levels streams last said (restock/adjust from CDC)."""
+    with open_platform() as platform:
+        wanted = [r.code for r in parse_regions(regions)] if regions else None
+        snapshot = read_cdc_stock(platform.event_log, wanted)
+        if not snapshot.topics:
+            raise NotFoundError(
+                "no <region>.inventory.stock_levels topic in the event log",
+                hint="run `shopops simulate` first",
+            )
+        changes = platform.inventory.sync_stock(snapshot.on_hand, reason="cdc")
+    console.print(
+        f"{len(snapshot.on_hand):,} items from {snapshot.events:,} change events in {len(snapshot.topics)} "
+        f"topics; {len(changes):,} items changed; {snapshot.skipped:,} records skipped"
+    )
+    if snapshot.negative:
+        console.print(
+            f"[yellow]{len(snapshot.negative)} items are below zero in the source system (it oversold); "
+            "they were set to 0 on hand:[/]"
+        )
+        for key, units in sorted(snapshot.negative.items())[:20]:
+            console.print(f"  {key}: {units}")
