@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from shopops import __version__
 from shopops.bootstrap import Platform
+from shopops.events.model import is_cdc_topic
 from shopops.events.monitor import CdcMonitor
 from shopops.inventory.bursts import OUTCOMES_FILE
 
@@ -44,8 +45,9 @@ def home(request: Request) -> HTMLResponse:
     topics = platform.events.topics()
     by_region: dict[str, int] = defaultdict(int)
     for t in topics:
-        by_region[t.name.split(".", 1)[0]] += t.messages
-    total = sum(t.messages for t in topics)
+        if is_cdc_topic(t.name):
+            by_region[t.name.split(".", 1)[0]] += t.messages
+    total = sum(by_region.values())
     lag = 0
     if CdcMonitor.group_id in platform.events.groups():
         lag = sum(p.lag for p in platform.events.lag(CdcMonitor.group_id))
