@@ -14,11 +14,14 @@ from shopops.core.errors import ConflictError
 from shopops.core.logging import get_logger
 from shopops.core.settings import Settings
 from shopops.events.monitor import CdcMonitor
+from shopops.inventory.audit_job import AuditJob
 from shopops.inventory.service import Sweeper
 
 log = get_logger(__name__)
 
 SEED_MARKER = "demo-seed.json"
+#: How often the running platform audits the reservation store against the CDC stock stream.
+AUDIT_INTERVAL_S = 30.0
 
 
 def seed_if_empty(platform: Platform) -> bool:
@@ -83,6 +86,7 @@ def run_platform(
     platform = build_platform(settings)
     monitor: CdcMonitor | None = None
     sweeper: Sweeper | None = None
+    audit_job: AuditJob | None = None
     try:
         if seed_demo:
             seed_if_empty(platform)
@@ -90,6 +94,7 @@ def run_platform(
         monitor.start()
         # Expires holds within a second of their TTL and publishes the inventory events.
         sweeper = platform.inventory.sweeper(interval_s=0.2).start()
+        audit_job = AuditJob(platform.inventory, platform.event_log, interval_s=AUDIT_INTERVAL_S).start()
         url = f"http://{host}:{port}"
         app = create_app(settings, platform)
         app.state.banner = (
@@ -103,6 +108,8 @@ def run_platform(
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        if audit_job is not None:
+            audit_job.stop()
         if sweeper is not None:
             sweeper.stop()
         if monitor is not None:
