@@ -31,6 +31,7 @@ run: $(VENV)/.installed-run ## Create the venv, install, seed a demo world (firs
 	$(VENV)/bin/shopops up
 
 test: $(VENV)/.installed-dev ## Install test dependencies and run the whole suite
+	@bash scripts/ensure-system-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy

@@ -16,6 +16,7 @@ from shopops.core.settings import Settings
 from shopops.events.monitor import CdcMonitor
 from shopops.inventory.audit_job import AuditJob
 from shopops.inventory.service import Sweeper
+from shopops.schemas.drift import DriftWatch
 
 log = get_logger(__name__)
 
@@ -85,6 +86,7 @@ def run_platform(
     port = port or settings.api.port
     platform = build_platform(settings)
     monitor: CdcMonitor | None = None
+    drift_watch: DriftWatch | None = None
     sweeper: Sweeper | None = None
     audit_job: AuditJob | None = None
     try:
@@ -92,8 +94,15 @@ def run_platform(
             seed_if_empty(platform)
         monitor = CdcMonitor(platform.event_log)
         monitor.start()
-        # Expires holds within a second of their TTL and publishes the inventory events.
+        if settings.schemas.drift.enabled:
+            # Checks every CDC stream's schemas against the registry; quarantines incompatible ones.
+            drift_watch = DriftWatch(
+                platform.event_log, platform.schema_client, settings.schemas.drift
+            ).start()
+        # Expires holds within a second of their TTL and publishes the inventory events, so the
+        # request path need not publish too (one outbox claim less per command).
         sweeper = platform.inventory.sweeper(interval_s=0.2).start()
+        platform.inventory.publish_inline = False
         audit_job = AuditJob(platform.inventory, platform.event_log, interval_s=AUDIT_INTERVAL_S).start()
         url = f"http://{host}:{port}"
         app = create_app(settings, platform)
@@ -112,6 +121,8 @@ def run_platform(
             audit_job.stop()
         if sweeper is not None:
             sweeper.stop()
+        if drift_watch is not None:
+            drift_watch.stop()
         if monitor is not None:
             monitor.stop()
         platform.close()

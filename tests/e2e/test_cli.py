@@ -84,10 +84,11 @@ def test_checkout_bursts_never_oversell(tmp_path: Path) -> None:
     assert sum(b["legacy_oversold"] for b in outcomes) > 0
 
 
-
 def test_stock_from_cdc_sync_and_drift(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert run_cli(home, "simulate", "--regions", "sg", "--days", "1", "--orders-per-day", "20").returncode == 0
+    assert (
+        run_cli(home, "simulate", "--regions", "sg", "--days", "1", "--orders-per-day", "20").returncode == 0
+    )
     before = run_cli(home, "inventory", "audit", "--from-cdc", "--json")
     assert before.returncode == 1  # the store has no stock yet: every item drifted
     drifted = json.loads(before.stdout)["drift"]

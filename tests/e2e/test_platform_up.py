@@ -62,8 +62,12 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
         events = httpx.get(
             f"{server.url}/v1/events/topics/shopops.inventory.events/records", params={"limit": 50}
         ).json()
-        expired = [e for e in events if (e["value"] or {}).get("reservation_id") == rid
-                   and e["value"].get("type") == "ReservationExpired"]
+        expired = [
+            e
+            for e in events
+            if (e["value"] or {}).get("reservation_id") == rid
+            and e["value"].get("type") == "ReservationExpired"
+        ]
         time.sleep(0.2)
     assert expired, events
     topics = _topics(home)

@@ -92,9 +92,13 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     from shopops.inventory.api import inventory as inventory_router
     from shopops.inventory.api import reservations as reservations_router
     from shopops.portal.routes import router as portal_router
+    from shopops.schemas.api import PLATFORM_PREFIX
+    from shopops.schemas.api import router as schema_registry_router
 
     app.include_router(events_router)
     app.include_router(reservations_router)
     app.include_router(inventory_router)
+    # The Confluent Schema Registry API: clients use http://host:port/schema-registry as their URL.
+    app.include_router(schema_registry_router, prefix=PLATFORM_PREFIX)
     app.include_router(portal_router)
     return app

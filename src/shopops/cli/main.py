@@ -11,6 +11,7 @@ from shopops import __version__
 from shopops.cli.common import console, handle_errors
 from shopops.events.cli import app as events_app
 from shopops.inventory.cli import app as inventory_app
+from shopops.schemas.cli import app as schemas_app
 from shopops.simulator.cli import simulate
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(events_app, name="events")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(schemas_app, name="schemas")
 app.command("simulate")(simulate)
 
 

@@ -9,6 +9,7 @@ Defaults are the embedded profile: everything runs on one machine with nothing t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +52,82 @@ class SimulatorSettings(_Section):
     partitions: int = Field(default=3, ge=1)
 
 
+class SchemaDriftSettings(_Section):
+    """The drift watch: every CDC stream's schemas checked against the registry."""
+
+    #: Run the drift watch beside the CDC monitor in ``shopops up``.
+    enabled: bool = True
+    #: Format the watch registers CDC schemas in: ``json`` (JSON Schema) or ``avro``.
+    format: Literal["json", "avro"] = "json"
+    #: Subject of a topic's row schema (Confluent's TopicNameStrategy by default).
+    subject_template: str = "{topic}-value"
+    #: Where incompatible change events go, with the reason in their headers.
+    quarantine_topic: str = "shopops.schemas.quarantine"
+    #: Where schema changes (new versions, quarantined changes) are recorded for the catalog.
+    changes_topic: str = "shopops.schemas.changes"
+    group_id: str = "shopops-schema-drift"
+    #: Topics watched: a regular expression over topic names (CDC topics: region.database.table).
+    topics: str = r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$"
+
+    @field_validator("subject_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(topic="vn.shop.orders")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"use {{topic}} as the only placeholder ({exc!r})") from None
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class SchemaSettings(_Section):
+    """The schema registry: its store, the client the platform uses, and the drift watch."""
+
+    #: Store of the built-in registry: ``{type = "sqlite"}`` (default) or ``{type = "postgres", dsn = ...}``.
+    store: BackendSelection = BackendSelection(type="sqlite")
+    #: Registry the drift watch and CLI talk to: ``{type = "builtin"}`` (default) or
+    #: ``{type = "http", url = "http://registry:8081"}`` for a Confluent, Karapace or Apicurio registry.
+    registry: BackendSelection = BackendSelection(type="builtin")
+    #: Global compatibility level until one is set through the API.
+    default_compatibility: Literal[
+        "NONE",
+        "BACKWARD",
+        "BACKWARD_TRANSITIVE",
+        "FORWARD",
+        "FORWARD_TRANSITIVE",
+        "FULL",
+        "FULL_TRANSITIVE",
+    ] = "BACKWARD"
+    #: Larger request bodies are refused with error 42209.
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    #: How long a schema served by id is cached (another process's permanent delete shows after it).
+    id_cache_ttl_s: float = Field(default=30.0, ge=0)
+    drift: SchemaDriftSettings = SchemaDriftSettings()
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _embedded_store_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "sqlite", **value}
+        return value
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_type_by_default(cls, value: Any) -> Any:
+        # A URL without a type means an external registry; nothing at all, the built-in one.
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "http" if "url" in value else "builtin", **value}
+        return value
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("SHOPOPS_HOME", ".shopops"))
 
@@ -86,6 +163,7 @@ class Settings(BaseSettings):
     #: Reservation store: ``sqlite`` (default), ``redis`` (``url``) or ``postgres`` (``dsn``).
     inventory: BackendSelection = BackendSelection(type="sqlite")
     simulator: SimulatorSettings = SimulatorSettings()
+    schemas: SchemaSettings = SchemaSettings()
 
     @field_validator("events", "inventory", mode="before")
     @classmethod

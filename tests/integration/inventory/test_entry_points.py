@@ -55,9 +55,7 @@ def test_reserve_confirm_and_stock_over_http(client: TestClient) -> None:
     again = client.post("/v1/reservations", json=body, headers={"Idempotency-Key": "cart-1"})
     assert again.json()["id"] == reservation["id"]
     rid = reservation["id"]
-    assert (
-        client.post(f"/v1/reservations/{rid}/extend", json={"ttl_ms": 120_000}).status_code == 200
-    )
+    assert client.post(f"/v1/reservations/{rid}/extend", json={"ttl_ms": 120_000}).status_code == 200
     assert client.post(f"/v1/reservations/{rid}/confirm").json()["status"] == "confirmed"
     assert client.get(f"/v1/reservations/{rid}").json()["status"] == "confirmed"
     levels = client.get("/v1/inventory/TEE-M").json()
