@@ -10,6 +10,14 @@ cycle, however many items a cart spans. No serialisation retries are needed.
 
 Connections come from a psycopg 3 pool; the schema is created idempotently at start-up under an
 advisory lock (several processes may start at once).
+
+The common paths (a reserve that fits, a confirm, release or cancel that applies) run as one
+PL/pgSQL function call in autocommit mode: one statement, so one round trip and one transaction,
+doing exactly what the shared transaction in ``_sql`` does (the same locks in the same order, the
+same item clock, the same rows and the same outbox entry, byte for byte). Whenever the outcome is
+anything else (a shortage, an idempotent repeat, an unknown id, a no-op or an error of the
+transition table) the function writes nothing and returns no result, and the shared code runs the
+operation as before; it decides from scratch, so taking that path costs time, never correctness.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -28,6 +37,15 @@ from pydantic import Field, field_validator
 from shopops.core.errors import BackendUnavailableError, ConfigError
 from shopops.core.registry import BackendConfig
 from shopops.inventory.backends._sql import Cursor, SqlReservationStore
+from shopops.inventory.model import (
+    Action,
+    Outcome,
+    Reservation,
+    ReservationStatus,
+    ValidatedReserveStock,
+    lines_from_json,
+    lines_to_json,
+)
 
 SCHEMA_VERSION = 1
 
@@ -82,6 +100,131 @@ CREATE TABLE IF NOT EXISTS relay_lease (
 );
 INSERT INTO relay_lease (name, owner, until_ms) VALUES ('outbox', '', 0) ON CONFLICT (name) DO NOTHING
 """
+
+# The fast paths (see the module docstring). Versioned names: a change of behaviour gets a new name,
+# so processes of two shopops versions never run each other's function. Both take the stock rows
+# with FOR UPDATE in bytewise key order, then use the items' clock, as ``_sql`` does; a function
+# runs in one snapshot per statement at READ COMMITTED, so each statement after the locks reads
+# the latest committed holds, as the shared transaction does.
+_RESERVE_FUNCTION = "shopops_reserve_v1"
+_TRANSITION_FUNCTION = "shopops_transition_v1"
+_FUNCTIONS = f"""
+CREATE OR REPLACE FUNCTION {_RESERVE_FUNCTION}(
+    p_id text, p_key text, p_lines text, p_skus text[], p_warehouses text[], p_quantities bigint[],
+    p_ttl_ms bigint, p_now_ms bigint, p_event_head text
+) RETURNS bigint LANGUAGE plpgsql AS $fn$
+-- The hold's time (the item clock rule), or NULL when it wrote nothing: an unknown item, a
+-- shortage or an existing idempotency key, which the shared code then handles.
+DECLARE
+    v_at bigint := p_now_ms;
+    v_rows integer := 0;
+    v_clock bigint;
+BEGIN
+    FOR v_clock IN
+        SELECT s.clock_ms FROM stock s
+        WHERE (s.sku, s.warehouse) IN (SELECT * FROM unnest(p_skus, p_warehouses))
+        ORDER BY s.sku COLLATE "C", s.warehouse COLLATE "C" FOR UPDATE
+    LOOP
+        v_rows := v_rows + 1;
+        v_at := greatest(v_at, v_clock);
+    END LOOP;
+    IF v_rows < cardinality(p_skus) THEN
+        RETURN NULL;
+    END IF;
+    -- Lapsed holds stop counting at v_at; an item without holds needs no look at them.
+    IF EXISTS (
+        SELECT 1 FROM stock s
+        JOIN unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity)
+            ON s.sku = l.sku AND s.warehouse = l.warehouse
+        WHERE s.on_hand - s.committed - s.held_total + CASE WHEN s.held_total = 0 THEN 0 ELSE COALESCE((
+            SELECT sum(h.quantity) FROM holds h
+            WHERE h.sku = s.sku AND h.warehouse = s.warehouse AND h.expires_at_ms <= v_at), 0) END
+            < l.quantity
+    ) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO reservations (id, idempotency_key, lines, status, created_at_ms, expires_at_ms, updated_at_ms)
+    VALUES (p_id, p_key, p_lines, 'held', v_at, v_at + p_ttl_ms, v_at)
+    ON CONFLICT (idempotency_key) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO holds (reservation_id, sku, warehouse, quantity, expires_at_ms)
+    SELECT p_id, l.sku, l.warehouse, l.quantity, v_at + p_ttl_ms
+    FROM unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity);
+    UPDATE stock s SET held_total = s.held_total + l.quantity, clock_ms = greatest(s.clock_ms, v_at)
+    FROM unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity)
+    WHERE s.sku = l.sku AND s.warehouse = l.warehouse;
+    INSERT INTO outbox (kind, data, created_at_ms)
+    VALUES ('reserved', p_event_head || v_at || ',"expires_at_ms":' || (v_at + p_ttl_ms)
+        || ',"updated_at_ms":' || v_at || '}}', v_at);
+    RETURN v_at;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION {_TRANSITION_FUNCTION}(p_id text, p_action text, p_now_ms bigint)
+RETURNS TABLE (o_key text, o_lines text, o_created_at_ms bigint, o_expires_at_ms bigint, o_at_ms bigint)
+LANGUAGE plpgsql AS $fn$
+-- Confirm, release or cancel when the transition table says "apply"; no row when it wrote nothing.
+DECLARE
+    v_res reservations%ROWTYPE;
+    v_at bigint := p_now_ms;
+    v_clock bigint;
+    v_status text;
+    v_lines text;
+BEGIN
+    SELECT * INTO v_res FROM reservations r WHERE r.id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    FOR v_clock IN
+        SELECT s.clock_ms FROM stock s
+        WHERE (s.sku, s.warehouse) IN (SELECT e->>0, e->>1 FROM json_array_elements(v_res.lines::json) e)
+        ORDER BY s.sku COLLATE "C", s.warehouse COLLATE "C" FOR UPDATE
+    LOOP
+        v_at := greatest(v_at, v_clock);
+    END LOOP;
+    IF p_action IN ('confirm', 'release') AND v_res.status = 'held' AND v_at < v_res.expires_at_ms THEN
+        v_status := CASE p_action WHEN 'confirm' THEN 'confirmed' ELSE 'released' END;
+    ELSIF p_action = 'cancel' AND v_res.status = 'confirmed' THEN
+        v_status := 'cancelled';
+    ELSE
+        RETURN;
+    END IF;
+    IF p_action = 'cancel' THEN
+        UPDATE stock s SET committed = s.committed - l.quantity, clock_ms = greatest(s.clock_ms, v_at)
+        FROM (SELECT e->>0 AS sku, e->>1 AS warehouse, sum((e->>2)::bigint) AS quantity
+              FROM json_array_elements(v_res.lines::json) e GROUP BY 1, 2) l
+        WHERE s.sku = l.sku AND s.warehouse = l.warehouse;
+    ELSE
+        DELETE FROM holds h WHERE h.reservation_id = p_id;
+        UPDATE stock s SET held_total = s.held_total - l.quantity,
+            committed = s.committed + CASE WHEN p_action = 'confirm' THEN l.quantity ELSE 0 END,
+            clock_ms = greatest(s.clock_ms, v_at)
+        FROM (SELECT e->>0 AS sku, e->>1 AS warehouse, sum((e->>2)::bigint) AS quantity
+              FROM json_array_elements(v_res.lines::json) e GROUP BY 1, 2) l
+        WHERE s.sku = l.sku AND s.warehouse = l.warehouse;
+    END IF;
+    UPDATE reservations r SET status = v_status, updated_at_ms = v_at WHERE r.id = p_id;
+    -- The event text as Reservation.to_dict() gives it through orjson (compact, in key order).
+    SELECT string_agg('{{"sku":' || to_json(e->>0)::text || ',"warehouse":' || to_json(e->>1)::text
+            || ',"quantity":' || (e->>2)::bigint || '}}', ',' ORDER BY n)
+        INTO v_lines FROM json_array_elements(v_res.lines::json) WITH ORDINALITY AS t(e, n);
+    INSERT INTO outbox (kind, data, created_at_ms)
+    VALUES (v_status, '{{"id":' || to_json(p_id)::text || ',"idempotency_key":'
+        || to_json(v_res.idempotency_key)::text || ',"lines":[' || v_lines || '],"status":"' || v_status
+        || '","created_at_ms":' || v_res.created_at_ms || ',"expires_at_ms":' || v_res.expires_at_ms
+        || ',"updated_at_ms":' || v_at || '}}', v_at);
+    RETURN QUERY SELECT v_res.idempotency_key, v_res.lines, v_res.created_at_ms, v_res.expires_at_ms, v_at;
+END
+$fn$
+"""  # noqa: S608 - only the function names are interpolated
+_FAST_ACTIONS = {
+    Action.CONFIRM: ReservationStatus.CONFIRMED,
+    Action.RELEASE: ReservationStatus.RELEASED,
+    Action.CANCEL: ReservationStatus.CANCELLED,
+}
+# The Reserved event's last three fields, which the reserve function appends once it knows the time.
+_TIME_FIELDS = ("created_at_ms", "expires_at_ms", "updated_at_ms")
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -182,9 +325,11 @@ class PostgresReservationStore(SqlReservationStore):
         # (SHARE), which would deadlock against reservations running in other processes.
         with self._write() as cur:
             version = self._schema_version(cur)
+            functions = self._has_functions(cur)
         if version is not None:
             self._check_version(version)
-            return
+            if functions:
+                return
         with self._write() as cur:
             # Processes starting together on an empty database create it one at a time.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_ID,))
@@ -192,11 +337,23 @@ class PostgresReservationStore(SqlReservationStore):
             version = self._schema_version(cur)
             if version is not None:
                 self._check_version(version)
-                return
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            cur.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)", (SCHEMA_VERSION,))
+            else:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                cur.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)", (SCHEMA_VERSION,))
+            # Also added to a schema created before the functions existed; creating a function
+            # locks no table, so this cannot wait on running reservations.
+            if not self._has_functions(cur):
+                cur.execute(_FUNCTIONS)
+
+    def _has_functions(self, cur: Cursor) -> bool:
+        cur.execute(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.proname IN (%s, %s)",
+            (self.schema, _RESERVE_FUNCTION, _TRANSITION_FUNCTION),
+        )
+        return int(cur.fetchone()[0]) == 2
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -238,6 +395,88 @@ class PostgresReservationStore(SqlReservationStore):
         with self._errors(), self._pool.connection() as conn, conn.cursor() as cur:
             # The pool's context commits when the block ends and rolls back on an exception.
             yield cur
+
+    @contextlib.contextmanager
+    def _statement(self) -> Iterator[Cursor]:
+        """A cursor whose every statement is its own transaction: one round trip, no BEGIN/COMMIT."""
+        self._check_open()
+        with self._errors(), self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    yield cur
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+    # -- fast paths (the module docstring says when they apply) ----------------------------------
+
+    def reserve(
+        self, command: ValidatedReserveStock, reservation_id: str, now_ms: int, refusal_event_id: str
+    ) -> Outcome:
+        lines = command.lines
+        # The Reserved event as the shared code writes it, up to the times: only the function
+        # knows them (the item clock), so it appends them to this text.
+        head = Reservation(
+            reservation_id, command.idempotency_key, lines, ReservationStatus.HELD, 0, 0, 0
+        ).to_dict()
+        for field in _TIME_FIELDS:
+            del head[field]
+        event_head = orjson.dumps(head).decode()[:-1] + ',"created_at_ms":'
+        with self._statement() as cur:
+            cur.execute(
+                f"SELECT {_RESERVE_FUNCTION}(%s, %s, %s, %s::text[], %s::text[], %s::bigint[], %s, %s, %s)",
+                (
+                    reservation_id,
+                    command.idempotency_key,
+                    orjson.dumps(lines_to_json(lines)).decode(),
+                    [line.sku for line in lines],
+                    [line.warehouse for line in lines],
+                    [line.quantity for line in lines],
+                    command.ttl_ms,
+                    now_ms,
+                    event_head,
+                ),
+            )
+            at_ms = cur.fetchone()[0]
+        if at_ms is None:
+            return super().reserve(command, reservation_id, now_ms, refusal_event_id)
+        at_ms = int(at_ms)
+        reservation = Reservation(
+            reservation_id,
+            command.idempotency_key,
+            lines,
+            ReservationStatus.HELD,
+            at_ms,
+            at_ms + command.ttl_ms,
+            at_ms,
+        )
+        return Outcome(reservation, changed=True)
+
+    def _transition(
+        self, reservation_id: str, action: Action, now_ms: int, new_expires_at_ms: int = 0
+    ) -> Outcome:
+        status = _FAST_ACTIONS.get(action)
+        if status is not None:
+            with self._statement() as cur:
+                cur.execute(
+                    f"SELECT * FROM {_TRANSITION_FUNCTION}(%s, %s, %s)",  # noqa: S608
+                    (reservation_id, action.value, now_ms),
+                )
+                row = cur.fetchone()
+            if row is not None:
+                key, lines, created_at_ms, expires_at_ms, at_ms = row
+                after = Reservation(
+                    reservation_id,
+                    key,
+                    lines_from_json(orjson.loads(lines)),
+                    status,
+                    int(created_at_ms),
+                    int(expires_at_ms),
+                    int(at_ms),
+                )
+                return Outcome(after, changed=True)
+        return super()._transition(reservation_id, action, now_ms, new_expires_at_ms)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
