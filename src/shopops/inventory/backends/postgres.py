@@ -23,19 +23,16 @@ operation as before; it decides from scratch, so taking that path costs time, ne
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import psycopg
 import psycopg.errors
-from psycopg_pool import ConnectionPool, PoolTimeout
-from pydantic import Field, field_validator
+from psycopg_pool import PoolTimeout
 
 from shopops.core.errors import BackendUnavailableError, ConfigError
-from shopops.core.registry import BackendConfig
+from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
 from shopops.inventory.backends._sql import Cursor, SqlReservationStore
 from shopops.inventory.model import (
     Action,
@@ -226,8 +223,6 @@ _FAST_ACTIONS = {
 # The Reserved event's last three fields, which the reserve function appends once it knows the time.
 _TIME_FIELDS = ("created_at_ms", "expires_at_ms", "updated_at_ms")
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
 
 class PostgresReservationStore(SqlReservationStore):
     """The :class:`~shopops.inventory.port.ReservationStore` port on PostgreSQL (12 or later)."""
@@ -237,72 +232,27 @@ class PostgresReservationStore(SqlReservationStore):
     key_collation = ' COLLATE "C"'
     greatest = "GREATEST"
 
-    class Config(BackendConfig):
+    class Config(PostgresStoreConfig):
         """Options of the ``postgres`` reservation store."""
 
-        #: libpq connection string or URL, e.g. ``postgresql://shopops@db:5432/shopops``.
-        dsn: str = "postgresql://postgres@127.0.0.1:5432/shopops"
-        #: The PostgreSQL schema holding the tables (created when missing).
         schema_name: str = "inventory"
-        pool_min_size: int = Field(default=1, ge=1)
-        pool_max_size: int = Field(default=10, ge=1)
-        #: How long a request waits for a free pooled connection.
-        pool_timeout_s: float = Field(default=10.0, gt=0)
-        connect_timeout_s: int = Field(default=5, ge=1)
-        #: A transaction waiting longer than this for a row lock fails instead of queueing forever.
-        lock_timeout_ms: int = Field(default=10_000, ge=0)
-
-        @field_validator("schema_name")
-        @classmethod
-        def _identifier(cls, value: str) -> str:
-            if not _SCHEMA_NAME.match(value):
-                raise ValueError("use a lower-case identifier: letters, digits and '_' (at most 63)")
-            return value
 
     def __init__(self, config: Config, home: Path | None = None) -> None:
         self.config = config
         self.schema = config.schema_name
         self._closed = False
-        self._pool = ConnectionPool(
-            config.dsn,
-            min_size=config.pool_min_size,
-            max_size=max(config.pool_min_size, config.pool_max_size),
-            timeout=config.pool_timeout_s,
-            kwargs={"connect_timeout": config.connect_timeout_s, "autocommit": False},
-            configure=self._configure,
-            open=False,
+        self._pool = open_pool(
+            config,
             name="shopops-inventory",
+            what="the reservation store",
+            setting="inventory.dsn",
+            error=BackendUnavailableError,
         )
-        try:
-            self._pool.open(wait=True, timeout=config.pool_timeout_s)
-        except PoolTimeout as exc:
-            self._pool.close()
-            raise BackendUnavailableError(
-                f"cannot connect to PostgreSQL for the reservation store ({self._where()}): {exc}",
-                hint="start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) and check inventory.dsn",
-            ) from exc
         try:
             self._init_schema()
         except BaseException:
             self._pool.close()
             raise
-
-    def _where(self) -> str:
-        # The DSN may hold a password: show only where it points.
-        try:
-            info = psycopg.conninfo.conninfo_to_dict(self.config.dsn)
-        except psycopg.ProgrammingError:
-            return "an unparsable dsn"
-        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        with conn.cursor() as cur:
-            cur.execute(f'SET search_path TO "{self.schema}"')
-            cur.execute(f"SET lock_timeout = {int(self.config.lock_timeout_ms)}")
-            # Explicit: the guarantees are argued at READ COMMITTED; a server default of
-            # SERIALIZABLE would add retry errors this code does not need.
-            cur.execute("SET default_transaction_isolation = 'read committed'")
-        conn.commit()
 
     def _schema_version(self, cur: Cursor) -> int | None:
         cur.execute("SELECT to_regclass(%s)", (f'"{self.schema}".meta',))
@@ -369,7 +319,8 @@ class PostgresReservationStore(SqlReservationStore):
             ) from exc
         except PoolTimeout as exc:
             raise BackendUnavailableError(
-                f"no PostgreSQL connection free within {self.config.pool_timeout_s} s ({self._where()})",
+                f"no PostgreSQL connection free within {self.config.pool_timeout_s} s "
+                f"({describe_dsn(self.config.dsn)})",
                 hint="raise inventory.pool_max_size or check that PostgreSQL is up",
             ) from exc
         except psycopg.errors.TransactionRollback as exc:
@@ -381,7 +332,7 @@ class PostgresReservationStore(SqlReservationStore):
             ) from exc
         except psycopg.OperationalError as exc:
             raise BackendUnavailableError(
-                f"PostgreSQL failed for the reservation store ({self._where()}): {exc}",
+                f"PostgreSQL failed for the reservation store ({describe_dsn(self.config.dsn)}): {exc}",
                 hint="check that PostgreSQL is up (e.g. `pg_ctlcluster 15 main start`)",
             ) from exc
 

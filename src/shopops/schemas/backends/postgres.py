@@ -16,17 +16,15 @@ idempotently at start-up under an advisory lock, as several processes may start 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import psycopg.errors
-from psycopg_pool import ConnectionPool, PoolTimeout
-from pydantic import Field, field_validator
+from psycopg_pool import PoolTimeout
+from pydantic import Field
 
-from shopops.core.registry import BackendConfig
+from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
 from shopops.schemas.backends._sql import Cursor, SqlSchemaStore, iter_statements, refs_json
 from shopops.schemas.errors import StoreError
 from shopops.schemas.model import NewSchema
@@ -69,76 +67,32 @@ CREATE TABLE IF NOT EXISTS settings (
 )
 """
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
 
 class PostgresSchemaStore(SqlSchemaStore):
     """The :class:`~shopops.schemas.port.SchemaStore` port on PostgreSQL (12 or later)."""
 
-    class Config(BackendConfig):
+    class Config(PostgresStoreConfig):
         """Options of the ``postgres`` schema store."""
 
-        #: libpq connection string or URL, e.g. ``postgresql://shopops@db:5432/shopops``.
-        dsn: str = "postgresql://postgres@127.0.0.1:5432/shopops"
-        #: The PostgreSQL schema holding the tables (created when missing).
         schema_name: str = "schema_registry"
-        pool_min_size: int = Field(default=1, ge=1)
         pool_max_size: int = Field(default=8, ge=1)
-        #: How long a request waits for a free pooled connection.
-        pool_timeout_s: float = Field(default=10.0, gt=0)
-        connect_timeout_s: int = Field(default=5, ge=1)
-        #: A registration waiting longer than this for its subject's lock fails instead of queueing.
-        lock_timeout_ms: int = Field(default=10_000, ge=0)
-
-        @field_validator("schema_name")
-        @classmethod
-        def _identifier(cls, value: str) -> str:
-            if not _SCHEMA_NAME.match(value):
-                raise ValueError("use a lower-case identifier: letters, digits and '_' (at most 63)")
-            return value
 
     def __init__(self, config: Config, home: Path | None = None) -> None:
         self.config = config
         self.schema = config.schema_name
         self._closed = False
-        self._pool = ConnectionPool(
-            config.dsn,
-            min_size=config.pool_min_size,
-            max_size=max(config.pool_min_size, config.pool_max_size),
-            timeout=config.pool_timeout_s,
-            kwargs={"connect_timeout": config.connect_timeout_s, "autocommit": False},
-            configure=self._configure,
-            open=False,
+        self._pool = open_pool(
+            config,
             name="shopops-schemas",
+            what="the schema store",
+            setting="schemas.store.dsn",
+            error=StoreError,
         )
-        try:
-            self._pool.open(wait=True, timeout=config.pool_timeout_s)
-        except PoolTimeout as exc:
-            self._pool.close()
-            raise StoreError(
-                f"cannot connect to PostgreSQL for the schema store ({self._where()}): {exc}",
-                hint="start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) and check schemas.store.dsn",
-            ) from exc
         try:
             self._create_tables()
         except BaseException:
             self._pool.close()
             raise
-
-    def _where(self) -> str:
-        # The DSN may hold a password: show only where it points.
-        try:
-            info = psycopg.conninfo.conninfo_to_dict(self.config.dsn)
-        except psycopg.ProgrammingError:
-            return "an unparsable dsn"
-        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        with conn.cursor() as cur:
-            cur.execute(f'SET search_path TO "{self.schema}"')
-            cur.execute(f"SET lock_timeout = {int(self.config.lock_timeout_ms)}")
-            cur.execute("SET default_transaction_isolation = 'read committed'")
-        conn.commit()
 
     def _create_tables(self) -> None:
         with self._transaction(write=True) as cur:
@@ -170,12 +124,12 @@ class PostgresSchemaStore(SqlSchemaStore):
         except PoolTimeout as exc:
             raise StoreError(
                 f"Error in the backend data store: no PostgreSQL connection free within "
-                f"{self.config.pool_timeout_s} s ({self._where()})",
+                f"{self.config.pool_timeout_s} s ({describe_dsn(self.config.dsn)})",
                 hint="raise schemas.store.pool_max_size or check that PostgreSQL is up",
             ) from exc
         except psycopg.Error as exc:
             raise StoreError(
-                f"Error in the backend data store ({self._where()}): {exc}",
+                f"Error in the backend data store ({describe_dsn(self.config.dsn)}): {exc}",
                 hint="check that PostgreSQL is up (e.g. `pg_ctlcluster 15 main start`); nothing was written",
             ) from exc
 
