@@ -51,6 +51,7 @@ from shopops.core.errors import (
 )
 from shopops.core.logging import get_logger
 from shopops.core.registry import BackendConfig
+from shopops.core.sqlite import connect_wal
 from shopops.events.model import (
     Headers,
     OutgoingRecord,
@@ -210,34 +211,7 @@ def _rows_to_records(topic: str, partition: int, rows: list[Any]) -> list[Record
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    # Autocommit mode: every transaction is explicit (BEGIN IMMEDIATE ... COMMIT), so a reader
-    # never holds a snapshot open by accident and never blocks WAL checkpoints.
-    conn = sqlite3.connect(
-        path,
-        timeout=busy_timeout_ms / 1000,
-        isolation_level=None,
-        check_same_thread=False,
-        cached_statements=256,
-    )
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
-    # Switching to WAL needs a moment of exclusive access; several processes opening a fresh
-    # file at once can see SQLITE_BUSY here even with a busy timeout, so retry briefly.
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    while True:
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            break
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-    if str(mode).lower() != "wal":
-        raise ConfigError(
-            f"cannot put the event log {path} in WAL mode (got {mode!r})",
-            hint="keep the event log on a local filesystem (not NFS) that supports shared memory",
-        )
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn = connect_wal(path, busy_timeout_ms, "the event log", page_size=_PAGE_SIZE)
     conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
     conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
     conn.execute("PRAGMA temp_store = MEMORY")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pydantic import Field
 
 from shopops.core.errors import BackendUnavailableError, ConfigError
 from shopops.core.registry import BackendConfig
+from shopops.core.sqlite import connect_wal
 from shopops.inventory.backends._sql import Cursor, SqlReservationStore
 
 SCHEMA_VERSION = 1
@@ -79,32 +79,7 @@ INSERT OR IGNORE INTO relay_lease (name, owner, until_ms) VALUES ('outbox', '', 
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    # Autocommit mode: every transaction is explicit, so a reader never holds a snapshot open.
-    conn = sqlite3.connect(
-        path,
-        timeout=busy_timeout_ms / 1000,
-        isolation_level=None,
-        check_same_thread=False,
-        cached_statements=256,
-    )
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    # Several processes opening a fresh file at once can see SQLITE_BUSY while one switches it to
-    # WAL, even with a busy timeout: retry briefly.
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    while True:
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            break
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-    if str(mode).lower() != "wal":
-        raise ConfigError(
-            f"cannot put the reservation store {path} in WAL mode (got {mode!r})",
-            hint="keep it on a local filesystem (not NFS) that supports shared memory",
-        )
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn = connect_wal(path, busy_timeout_ms, "the reservation store")
     conn.execute("PRAGMA foreign_keys = OFF")
     return conn
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field
 
 from shopops.core.registry import BackendConfig
+from shopops.core.sqlite import connect_wal
 from shopops.schemas.backends._sql import Cursor, SqlSchemaStore, iter_statements, refs_json
 from shopops.schemas.errors import StoreError
 from shopops.schemas.model import NewSchema
@@ -81,25 +81,7 @@ class SqliteSchemaStore(SqlSchemaStore):
                     cur.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
-        busy_ms = self.config.busy_timeout_ms
-        # Autocommit mode: every transaction is explicit, so no reader keeps a snapshot open.
-        conn = sqlite3.connect(
-            self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
-        # Processes opening a fresh file together can see SQLITE_BUSY while one switches it to
-        # WAL, even with a busy timeout: retry briefly.
-        deadline = time.monotonic() + busy_ms / 1000
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
+        return connect_wal(self.path, self.config.busy_timeout_ms, "the schema store")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
