@@ -31,6 +31,15 @@ def validate_topic_name(name: str) -> str:
     return name
 
 
+def validate_partition_count(partitions: object) -> int:
+    """A topic's partition count: a whole number of at least 1."""
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise InvalidInputError(
+            f"a topic needs at least 1 partition (got {partitions!r})", hint="pass partitions >= 1"
+        )
+    return partitions
+
+
 def validate_subscription(group_id: str, topics: Iterable[str], auto_offset_reset: str) -> list[str]:
     """Check a consumer's arguments; returns the topic names, sorted and without repeats."""
     if not isinstance(group_id, str) or not group_id.strip():

@@ -60,6 +60,7 @@ from shopops.events.model import (
     Record,
     TopicInfo,
     TopicPartition,
+    validate_partition_count,
     validate_subscription,
     validate_topic_name,
 )
@@ -207,10 +208,7 @@ class KafkaEventLog(EventLog):
     def create_topic(self, name: str, partitions: int = 1) -> None:
         """Create ``name`` (idempotent for the same partition count, a conflict for another)."""
         validate_topic_name(name)
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise InvalidInputError(
-                f"a topic needs at least 1 partition (got {partitions!r})", hint="pass partitions >= 1"
-            )
+        validate_partition_count(partitions)
         self._check_open()
         self._create(name, partitions, exist_ok_any_count=False)
 

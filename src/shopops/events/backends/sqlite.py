@@ -58,6 +58,7 @@ from shopops.events.model import (
     Record,
     TopicInfo,
     TopicPartition,
+    validate_partition_count,
     validate_subscription,
     validate_topic_name,
 )
@@ -365,10 +366,7 @@ class SqliteEventLog(EventLog):
     def create_topic(self, name: str, partitions: int = 1) -> None:
         """Create ``name`` with ``partitions`` partitions (idempotent for the same count)."""
         validate_topic_name(name)
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise InvalidInputError(
-                f"a topic needs at least 1 partition (got {partitions!r})", hint="pass partitions >= 1"
-            )
+        validate_partition_count(partitions)
         with self._lock, self._errors():
             self._check_open()
             self._create(name, partitions, exist_ok_any_count=False)
