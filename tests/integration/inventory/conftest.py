@@ -10,14 +10,13 @@ A server that does not answer fails the test with the command that starts it; no
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
-from tests.integration.inventory.helpers import PG_ADMIN_DSN, REDIS_URL, FakeClock, StoreFactory
+from tests.integration.inventory.helpers import REDIS_URL, FakeClock, StoreFactory
+from tests.support.postgres import scratch_database
 
 BACKENDS = ["sqlite", "redis", "postgres"]
 
@@ -49,24 +48,8 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
     """A database created for this test session on the test PostgreSQL server, dropped at the end."""
-    name = f"shopops_inventory_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL does not answer at {PG_ADMIN_DSN} ({exc}). Start it with "
-            "`pg_ctlcluster 15 main start` (Debian package postgresql-15; trust auth for user "
-            "postgres on 127.0.0.1), or set SHOPOPS_TEST_PG_DSN.",
-            pytrace=False,
-        )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-        info["dbname"] = name
-        try:
-            yield psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("shopops_inventory") as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=BACKENDS)

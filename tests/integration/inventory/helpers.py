@@ -18,7 +18,6 @@ from shopops.inventory.port import ReservationStore
 from shopops.inventory.service import InventoryService
 
 REDIS_URL = os.environ.get("SHOPOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_ADMIN_DSN = os.environ.get("SHOPOPS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 #: Tests use holds of a few hundred milliseconds.
 TEST_LIMITS = ReservationLimits(min_ttl_ms=50)

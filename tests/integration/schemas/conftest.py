@@ -9,7 +9,6 @@ A server that does not answer fails the test with the command that starts it; no
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,36 +16,19 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.support.postgres import scratch_database
 
 from shopops.core.registry import BackendSelection
 from shopops.schemas.backends import open_schema_store
 from shopops.schemas.port import SchemaStore
 from shopops.schemas.service import SchemaRegistry
 
-PG_ADMIN_DSN = os.environ.get("SHOPOPS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
 
 @pytest.fixture(scope="session")
 def schemas_pg_dsn() -> Iterator[str]:
-    """A database created for this session on the test PostgreSQL server, dropped at the end."""
-    name = f"shopops_schemas_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL does not answer at {PG_ADMIN_DSN} ({exc}). Start it with "
-            "`pg_ctlcluster 15 main start` (Debian package postgresql-15; trust auth for user "
-            "postgres on 127.0.0.1), or set SHOPOPS_TEST_PG_DSN.",
-            pytrace=False,
-        )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-        info["dbname"] = name
-        try:
-            yield psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A database created for this test session on the test PostgreSQL server, dropped at the end."""
+    with scratch_database("shopops_schemas") as dsn:
+        yield dsn
 
 
 class StoreFactory:
