@@ -39,9 +39,18 @@ threads, as an API process does.
   on hand) are shown beside it. The naive store waits 1 ms between its read and its write (its
   default ``think_ms``: the application's round trip).
 
-Targets: Redis through the service >= 0.5x the raw script loop at the same client count;
-PostgreSQL >= 2,000 reservations/s at 16 clients over 1,000 SKUs (a reservation here is a reserve
-and its confirm: two transactions); the real stores oversell 0 units.
+- reserve only: the same service cells with a reserve alone as the operation (a successful
+  reserve is one reservation; its hold stays), on stores of their own.
+- server CPU: the CPU time, over the same window, of PostgreSQL's backends connected to the bench
+  database or of the whole Redis server, per operation.
+- raw script, direct: the raw loop sending ``EVALSHA`` on a connection each client thread keeps,
+  as the Redis store's hot path does; the service's ratio to it isolates what the service and its
+  scripts cost, the client library's per-call layer aside.
+
+Targets: Redis through the service >= 0.5x the raw script loop (redis-py's ``Script`` call) at the
+same client count; PostgreSQL >= 2,000 reservations/s at 16 clients over 1,000 SKUs (a
+reservation: one successful reserve, one durable transaction; reserve + confirm is reported beside
+it); the real stores oversell 0 units.
 
 Redis: 127.0.0.1:6379 (``SHOPOPS_BENCH_REDIS_URL``), keys under unique prefixes, deleted at the
 end. PostgreSQL: 127.0.0.1:5432 as user postgres (``SHOPOPS_BENCH_PG_DSN``), in a database the
@@ -114,6 +123,15 @@ HOT_TWO_LINE_SHARE = 0.25
 
 REDIS_RATIO_TARGET = 0.5
 POSTGRES_TARGET = 2_000.0
+
+#: The path of the cells whose operation is a reserve alone.
+RESERVE_ONLY = "service, reserve only"
+#: The raw script loop through redis-py's ``Script`` call (the target's ceiling), and the same loop
+#: sending ``EVALSHA`` on a kept connection, as the store's hot path does.
+RAW = "raw script"
+RAW_DIRECT = "raw script, direct"
+#: Parts of the run ``--only`` can pick (a full run, the one the docs quote, runs all of them).
+SECTIONS = ("sqlite", "redis", "postgres", "reserve", "inline", "http", "contention")
 
 console = Console()
 if not console.is_terminal:
@@ -190,6 +208,13 @@ class Job:
     contended: bool = False
     #: Publish events inline to a SQLite event log in ``home`` (the platform's default wiring).
     publish_inline: bool = False
+    #: One operation is a reserve alone (the hold stays until its TTL), not a reserve + confirm.
+    reserve_only: bool = False
+    #: HTTP only: the API key the clients send (``Authorization: Bearer``).
+    token: str = ""
+    #: Raw script only: ``EVALSHA`` sent on a connection each client thread keeps, as the store's
+    #: own hot path does, instead of redis-py's ``Script`` call.
+    direct: bool = False
 
 
 @dataclass
@@ -234,16 +259,19 @@ class ServiceDriver(Driver):
 
             self.event_log = open_event_log(BackendSelection(type="sqlite"), home)
         self.service = InventoryService(store, self.event_log)
+        self.reserve_only = job.reserve_only
 
     def operation(self) -> Operation:
         service = self.service
+        confirm = not self.reserve_only
 
         def op(lines: list[tuple[str, str, int]], key: str) -> bool:
             try:
                 reservation = service.reserve(lines, TTL_MS, key)
             except InsufficientStockError:
                 return False
-            service.confirm(reservation.id)
+            if confirm:
+                service.confirm(reservation.id)
             return True
 
         return op
@@ -260,33 +288,54 @@ class RawDriver(Driver):
         self.prefix = job.selection["key_prefix"]
         self.reserve = self.client.register_script(RAW_RESERVE)
         self.confirm = self.client.register_script(RAW_CONFIRM)
+        # Loaded now: the direct variant sends EVALSHA without the Script call's reload on a miss.
+        for script in (self.reserve, self.confirm):
+            self.client.script_load(script.script)
+
+        self.direct = job.direct
+        self.connections: list[Any] = []
 
     def operation(self) -> Operation:
         prefix, reserve, confirm = self.prefix, self.reserve, self.confirm
+        if self.direct:
+            conn: Any = self.client.connection_pool.get_connection()
+            self.connections.append(conn)
+
+            def call(script: Any, args: list[Any]) -> Any:
+                conn.send_command("EVALSHA", script.sha, 0, *args)
+                return conn.read_response()
+
+        else:
+
+            def call(script: Any, args: list[Any]) -> Any:
+                return script(args=args)
 
         def op(lines: list[tuple[str, str, int]], key: str) -> bool:
             args: list[Any] = [prefix, key, len(lines)]
             for sku, warehouse, quantity in lines:
                 args += [f"{sku}|{warehouse}", quantity]
-            if not reserve(args=args):
+            if not call(reserve, args):
                 return False
-            if not confirm(args=[prefix, key]):
+            if not call(confirm, [prefix, key]):
                 raise RuntimeError(f"the raw confirm of {key} found no hold")
             return True
 
         return op
 
     def close(self) -> None:
+        for conn in self.connections:
+            self.client.connection_pool.release(conn)
         self.client.close()
 
 
 class HttpDriver(Driver):
     def __init__(self, job: Job) -> None:
         self.base_url = job.base_url
+        self.headers = {"Authorization": f"Bearer {job.token}"}
         self.clients: list[httpx.Client] = []
 
     def operation(self) -> Operation:
-        client = httpx.Client(base_url=self.base_url, timeout=30.0)
+        client = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=30.0)
         self.clients.append(client)
 
         def op(lines: list[tuple[str, str, int]], key: str) -> bool:
@@ -450,7 +499,16 @@ class WorkerPool:
             raise ValueError(f"{clients} clients do not split evenly over {processes} processes")
         return processes, clients // processes
 
-    def run(self, job: Job, clients: int, warmup_s: float, duration_s: float) -> list[ClientResult]:
+    def run(
+        self,
+        job: Job,
+        clients: int,
+        warmup_s: float,
+        duration_s: float,
+        server_cpu: Callable[[], float | None] | None = None,
+    ) -> tuple[list[ClientResult], float | None]:
+        """Run ``job`` on ``clients`` clients: their results, and the CPU seconds ``server_cpu``
+        (a cumulative counter) moved by inside the measured window (None without one)."""
         processes, threads = self.layout(clients)
         conns = [conn for _, conn in self.workers[:processes]]
         for conn in conns:
@@ -475,6 +533,14 @@ class WorkerPool:
         end_at = start_at + duration_s
         for conn in conns:
             conn.send((start_at, end_at))
+        server_s: float | None = None
+        if server_cpu is not None:
+            time.sleep(max(0.0, start_at - time.monotonic()))
+            before = server_cpu()
+            time.sleep(max(0.0, end_at - time.monotonic()))
+            after = server_cpu()
+            if before is not None and after is not None:
+                server_s = after - before
         results: list[ClientResult] = []
         for conn in conns:
             status, payload = self._receive(conn, duration_s + warmup_s + 120.0)
@@ -484,7 +550,7 @@ class WorkerPool:
                 results += payload
         if failures:
             raise RuntimeError(f"{job.kind}/{job.backend}: a client process failed:\n{failures[0]}")
-        return results
+        return results, server_s
 
     @staticmethod
     def _receive(conn: Connection, timeout_s: float) -> tuple[str, Any]:
@@ -533,6 +599,22 @@ def http_app() -> Any:
     platform = Platform(settings=settings, event_log=event_log, inventory=inventory)
     atexit.register(platform.close)
     return create_app(platform=platform)
+
+
+def checkout_key(home: Path) -> str:
+    """A new API key with the ``checkout`` role (reserve, confirm, read stock), in the key store
+    the HTTP server over ``home`` reads."""
+    from shopops.bootstrap import build_governance
+    from shopops.core.settings import Settings
+
+    governance = build_governance(Settings(home=home))
+    try:
+        issued = governance.create_key(
+            kind="service", name="bench-checkout", roles=("checkout",), home_region="vn"
+        )
+        return issued.token
+    finally:
+        governance.close()
 
 
 def free_port() -> int:
@@ -642,7 +724,7 @@ def check_servers() -> dict[str, Any]:
         client.close()
     try:
         with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3) as conn:
-            settings = dict(
+            settings: dict[str, Any] = dict(
                 conn.execute(
                     "SELECT name, setting FROM pg_settings WHERE name IN "
                     "('server_version', 'synchronous_commit', 'fsync', 'max_connections')"
@@ -747,6 +829,54 @@ def seed_raw(prefix: str) -> None:
         client.close()
 
 
+# --- server CPU ------------------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_s(pid: str) -> float:
+    """User + system CPU seconds of a process, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def postgres_cpu(dsn: str) -> Callable[[], float | None]:
+    """CPU seconds of the PostgreSQL backends connected to the bench's database so far (None when
+    the server is not on this machine): the server's work for the clients, WAL writer and
+    checkpointer aside."""
+    database = str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname", "")).encode()
+
+    def sample() -> float | None:
+        total, found = 0.0, False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"{entry.path}/cmdline", "rb") as cmdline:
+                    command = cmdline.read()
+                if command.startswith(b"postgres: ") and database in command:
+                    total += _process_cpu_s(entry.name)
+                    found = True
+            except (OSError, ValueError, IndexError):
+                continue
+        return total if found else None
+
+    return sample
+
+
+def redis_cpu() -> float | None:
+    """CPU seconds the Redis server has used (all of its clients, this bench's and others')."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        info = client.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+    except redis.exceptions.RedisError:
+        return None
+    finally:
+        client.close()
+
+
 # --- figures -------------------------------------------------------------------------------------------
 
 
@@ -767,10 +897,15 @@ class Cell:
     errors: int
     #: CPU time of the client processes per operation (the server's is not included).
     client_cpu_ms_per_op: float | None = None
+    #: CPU time of the database server per operation: PostgreSQL's backends of the bench database,
+    #: or the whole Redis server (None for SQLite, which runs inside the clients).
+    server_cpu_ms_per_op: float | None = None
     first_error: str = ""
     #: ops/s of every run of this cell; the figures above are those of the best run.
     runs: list[float] = field(default_factory=list)
     ratio_vs_raw: float | None = None
+    #: The same against the raw script sent the way the store sends its own (``Job.direct``).
+    ratio_vs_direct: float | None = None
     #: Median over rounds of (service run / raw run of the same round).
     paired_ratio: float | None = None
     target: str = ""
@@ -833,6 +968,8 @@ class Plan:
     redis_rounds: int
     redis_duration_s: float
     client_counts: tuple[int, ...] = CLIENT_COUNTS
+    #: What to run (see ``SECTIONS``); the backends named select the stores of every part.
+    sections: tuple[str, ...] = SECTIONS
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
@@ -853,13 +990,24 @@ class Bench:
 
     def measure(self, path: str, job: Job, clients: int, duration_s: float | None = None) -> Cell:
         seconds = duration_s or self.plan.duration_s
-        results = self.pool.run(job, clients, self.plan.warmup_s, seconds)
+        server_cpu: Callable[[], float | None] | None = None
+        if job.backend == "postgres":
+            server_cpu = postgres_cpu(self.dsn)
+        elif job.backend == "redis":
+            server_cpu = redis_cpu
+        results, server_s = self.pool.run(job, clients, self.plan.warmup_s, seconds, server_cpu)
         cell = summarise(path, job.backend, clients, seconds, results)
         cell.runs = [cell.ops_per_s]
+        if server_s is not None and cell.ops:
+            cell.server_cpu_ms_per_op = server_s * 1000 / cell.ops
         shown = f"{cell.ops_per_s:,.0f} ops/s, p99 {cell.p99_ms or 0:.1f} ms"
+        if cell.client_cpu_ms_per_op is not None:
+            shown += f", client CPU {cell.client_cpu_ms_per_op:.2f} ms/op"
+        if cell.server_cpu_ms_per_op is not None:
+            shown += f", server CPU {cell.server_cpu_ms_per_op:.2f} ms/op"
         if cell.errors:
             shown += f", {cell.errors} errors ({cell.first_error})"
-        console.print(f"  {path:<10} {job.backend:<8} {clients:>2} clients: {shown}")
+        console.print(f"  {path:<24} {job.backend:<8} {clients:>2} clients: {shown}")
         return cell
 
     def cell(self, path: str, job: Job, clients: int) -> Cell:
@@ -868,21 +1016,27 @@ class Bench:
         return cell
 
     def load(self) -> None:
-        """Reserve + confirm over 1,000 SKUs: the service per backend, the raw script, HTTP."""
+        """Reserve + confirm, and reserve alone, over 1,000 SKUs: the service per backend, the raw
+        script, HTTP."""
         skus = [sku_name(i) for i in range(SKUS)]
-        stores = {}
+        wanted = self.plan.sections
+        stores: dict[str, dict[str, Any]] = {}
+        # Reserve-only cells run on stores of their own: their holds stay (a 15-minute TTL), and
+        # the reserve + confirm cells should not have to count them.
+        reserve_stores: dict[str, dict[str, Any]] = {}
         for backend in BACKENDS:
+            if backend not in wanted:
+                continue
             stores[backend] = store_options(backend, "load", self.home, self.dsn, self.namespaces)
+            reserve_stores[backend] = store_options(backend, "hold", self.home, self.dsn, self.namespaces)
             started = time.perf_counter()
             seed_store(stores[backend], self.home, skus, STOCK)
-            console.print(f"seeded {SKUS:,} SKUs on {backend} in {time.perf_counter() - started:.1f} s")
-        raw_prefix = self.namespaces.new("raw")
-        seed_raw(raw_prefix)
-        raw = {"url": REDIS_URL, "key_prefix": "{" + raw_prefix + "}"}
-        inline_store = store_options("redis", "inline", self.home, self.dsn, self.namespaces)
-        seed_store(inline_store, self.home, skus, STOCK)
+            seed_store(reserve_stores[backend], self.home, skus, STOCK)
+            console.print(f"seeded {SKUS:,} SKUs twice on {backend} in {time.perf_counter() - started:.1f} s")
 
         for backend in ("sqlite", "postgres"):
+            if backend not in wanted:
+                continue
             for clients in self.plan.client_counts:
                 job = Job(
                     "service",
@@ -892,53 +1046,81 @@ class Bench:
                     home=str(self.home),
                 )
                 self.cell("service", job, clients)
-        # Redis through the service and the raw script alternate at each client count, so that
-        # both see much the same machine load.
-        for clients in self.plan.client_counts:
-            pairs: list[tuple[Cell, Cell]] = []
-            for round_ in range(self.plan.redis_rounds):
+        if "redis" in wanted:
+            self.redis_pairs(stores["redis"])
+        for backend in BACKENDS:
+            if backend not in wanted or "reserve" not in wanted:
+                continue
+            for clients in self.plan.client_counts:
                 job = Job(
                     "service",
-                    "redis",
-                    f"sr{clients}r{round_}",
-                    selection=stores["redis"],
+                    backend,
+                    f"o{backend[0]}{clients}",
+                    selection=reserve_stores[backend],
                     home=str(self.home),
+                    reserve_only=True,
                 )
-                raw_job = Job("raw", "redis", f"raw{clients}r{round_}", selection=raw)
-                seconds = self.plan.redis_duration_s
-                pairs.append(
-                    (
-                        self.measure("service", job, clients, seconds),
-                        self.measure("raw script", raw_job, clients, seconds),
-                    )
-                )
-            ours = max((p[0] for p in pairs), key=lambda c: c.ops_per_s)
-            base = max((p[1] for p in pairs), key=lambda c: c.ops_per_s)
-            ours.runs = [p[0].ops_per_s for p in pairs]
-            base.runs = [p[1].ops_per_s for p in pairs]
-            ours.ratio_vs_raw = ours.ops_per_s / base.ops_per_s if base.ops_per_s else None
-            ours.paired_ratio = statistics.median(a.ops_per_s / b.ops_per_s for a, b in pairs if b.ops_per_s)
-            ours.target = f">= {REDIS_RATIO_TARGET}x raw"
-            ours.target_met = ours.ratio_vs_raw is not None and ours.ratio_vs_raw >= REDIS_RATIO_TARGET
-            self.cells += [ours, base]
-        inline = Job(
-            "service", "redis", "inline", selection=inline_store, home=str(self.home), publish_inline=True
-        )
-        self.cell("service + inline publish", inline, HTTP_CLIENTS)
+                self.cell(RESERVE_ONLY, job, clients)
+        if "redis" in wanted and "inline" in wanted:
+            inline_store = store_options("redis", "inline", self.home, self.dsn, self.namespaces)
+            seed_store(inline_store, self.home, skus, STOCK)
+            inline = Job(
+                "service", "redis", "inline", selection=inline_store, home=str(self.home), publish_inline=True
+            )
+            self.cell("service + inline publish", inline, HTTP_CLIENTS)
         for cell in self.cells:
-            if cell.path == "service" and cell.backend == "postgres" and cell.clients == 16:
+            if cell.path == RESERVE_ONLY and cell.backend == "postgres" and cell.clients == 16:
                 cell.target = f">= {POSTGRES_TARGET:,.0f}/s"
                 cell.target_met = cell.ops_per_s >= POSTGRES_TARGET
+        if "http" in wanted:
+            self.http(stores)
 
+    def redis_pairs(self, store: dict[str, Any]) -> None:
+        """Redis through the service and the raw script, alternating at each client count so that
+        both see much the same machine load."""
+        raw_prefix = self.namespaces.new("raw")
+        seed_raw(raw_prefix)
+        raw = {"url": REDIS_URL, "key_prefix": "{" + raw_prefix + "}"}
+        for clients in self.plan.client_counts:
+            rounds: list[tuple[Cell, Cell, Cell]] = []
+            for round_ in range(self.plan.redis_rounds):
+                job = Job("service", "redis", f"sr{clients}r{round_}", selection=store, home=str(self.home))
+                raw_job = Job("raw", "redis", f"raw{clients}r{round_}", selection=raw)
+                direct_job = replace(raw_job, tag=f"rawd{clients}r{round_}", direct=True)
+                seconds = self.plan.redis_duration_s
+                rounds.append(
+                    (
+                        self.measure("service", job, clients, seconds),
+                        self.measure(RAW, raw_job, clients, seconds),
+                        self.measure(RAW_DIRECT, direct_job, clients, seconds),
+                    )
+                )
+            ours, base, direct = (max((r[i] for r in rounds), key=lambda c: c.ops_per_s) for i in range(3))
+            for i, cell in enumerate((ours, base, direct)):
+                cell.runs = [r[i].ops_per_s for r in rounds]
+            ours.ratio_vs_raw = ours.ops_per_s / base.ops_per_s if base.ops_per_s else None
+            ours.ratio_vs_direct = ours.ops_per_s / direct.ops_per_s if direct.ops_per_s else None
+            ours.paired_ratio = statistics.median(
+                r[0].ops_per_s / r[1].ops_per_s for r in rounds if r[1].ops_per_s
+            )
+            ours.target = f">= {REDIS_RATIO_TARGET}x raw"
+            ours.target_met = ours.ratio_vs_raw is not None and ours.ratio_vs_raw >= REDIS_RATIO_TARGET
+            self.cells += [ours, base, direct]
+
+    def http(self, stores: dict[str, dict[str, Any]]) -> None:
+        """Reserve + confirm over HTTP, per backend."""
         for backend in BACKENDS:
+            if backend not in stores:
+                continue
             server_home = self.home / f"http-{backend}"
             server_home.mkdir()
             options = dict(stores[backend])
             if backend == "postgres":
                 # Up to 8 requests at a time per worker; room for the threadpool's bursts.
                 options.update(pool_min_size=4, pool_max_size=16)
+            token = checkout_key(server_home)
             with http_server(options, server_home) as base_url:
-                job = Job("http", backend, f"h{backend[0]}", base_url=base_url)
+                job = Job("http", backend, f"h{backend[0]}", base_url=base_url, token=token)
                 self.cell("http", job, HTTP_CLIENTS)
 
     def contended(self) -> None:
@@ -948,6 +1130,8 @@ class Bench:
             ("naive", "sqlite", {"path": str(self.home / "naive.db")}),
         ]
         for backend in BACKENDS:
+            if backend not in self.plan.sections:
+                continue
             runs.append(
                 (backend, backend, store_options(backend, "hot", self.home, self.dsn, self.namespaces))
             )
@@ -962,7 +1146,7 @@ class Bench:
                 home=str(self.home),
                 contended=True,
             )
-            results = self.pool.run(job, CONTENDED_CLIENTS, 0.3, self.plan.contended_s)
+            results, _ = self.pool.run(job, CONTENDED_CLIENTS, 0.3, self.plan.contended_s)
             granted: Counter[str] = Counter()
             for result in results:
                 granted.update(result.granted)
@@ -1000,6 +1184,8 @@ def ratio_text(cell: Cell) -> str:
     text = f"{cell.ratio_vs_raw:.3f}x"
     if cell.paired_ratio is not None and len(cell.runs) > 1:
         text += f" (paired {cell.paired_ratio:.3f}x)"
+    if cell.ratio_vs_direct is not None:
+        text += f"; {cell.ratio_vs_direct:.3f}x direct"
     return text
 
 
@@ -1021,6 +1207,7 @@ def report(bench: Bench, plan: Plan) -> None:
         "p50 ms",
         "p99 ms",
         "client CPU ms/op",
+        "server CPU ms/op",
         "errors",
         "vs raw",
         "target",
@@ -1041,6 +1228,7 @@ def report(bench: Bench, plan: Plan) -> None:
             fmt(cell.p50_ms, 2),
             fmt(cell.p99_ms, 1),
             fmt(cell.client_cpu_ms_per_op, 2),
+            fmt(cell.server_cpu_ms_per_op, 2),
             str(cell.errors) if cell.errors else "",
             ratio_text(cell),
             verdict,
@@ -1048,9 +1236,11 @@ def report(bench: Bench, plan: Plan) -> None:
     console.print(table)
     console.print(
         "ops/s: reservations reserved and confirmed per second (two store transactions each); "
+        f"'{RESERVE_ONLY}': successful reserves per second (one transaction each, the hold kept); "
         f"Redis rows: best of {plan.redis_rounds} alternating runs of {plan.redis_duration_s:g} s; "
         "vs raw: Redis through the service over the raw Lua loop at the same client count "
-        "(paired: median over rounds of service run / raw run)."
+        "(paired: median over rounds of service run / raw run). Server CPU: PostgreSQL's backends "
+        "of the bench database, or the whole Redis server (which other clients may share)."
     )
     for cell in bench.cells:
         if cell.path == "service" and cell.backend == "redis":
@@ -1058,12 +1248,24 @@ def report(bench: Bench, plan: Plan) -> None:
                 f"Redis through the service / raw script at {cell.clients} clients: {ratio_text(cell)} "
                 f"(target >= {REDIS_RATIO_TARGET}x): {'met' if cell.target_met else 'missed'}"
             )
-        if cell.path == "service" and cell.backend == "postgres" and cell.clients == 16:
-            console.print(
-                f"PostgreSQL at 16 clients over {SKUS:,} SKUs: {cell.ops_per_s:,.0f} reservations/s "
-                f"({2 * cell.ops_per_s:,.0f} transactions/s), target >= {POSTGRES_TARGET:,.0f}/s: "
-                f"{'met' if cell.target_met else 'missed'}"
-            )
+    postgres = {
+        cell.path: cell
+        for cell in bench.cells
+        if cell.backend == "postgres" and cell.clients == 16 and cell.path in ("service", RESERVE_ONLY)
+    }
+    if RESERVE_ONLY in postgres:
+        cell = postgres[RESERVE_ONLY]
+        console.print(
+            f"PostgreSQL at 16 clients over {SKUS:,} SKUs: {cell.ops_per_s:,.0f} reservations/s "
+            f"(successful reserves, one transaction each), target >= {POSTGRES_TARGET:,.0f}/s: "
+            f"{'met' if cell.target_met else 'missed'}"
+        )
+    if "service" in postgres:
+        cell = postgres["service"]
+        console.print(
+            f"PostgreSQL at 16 clients over {SKUS:,} SKUs, reserve + confirm: {cell.ops_per_s:,.0f} "
+            f"reservations reserved and confirmed/s ({2 * cell.ops_per_s:,.0f} transactions/s)"
+        )
     hot = Table(
         title=f"{CONTENDED_CLIENTS} clients racing for {HOT_UNITS} units of each of {HOT_SKUS} SKUs "
         f"for {plan.contended_s:g} s"
@@ -1104,6 +1306,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short cells (about a minute in all)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--only",
+        help=f"run only these comma-separated parts of {', '.join(SECTIONS)} (with at least one "
+        "backend); for quick comparisons, the documented figures come from full runs",
+    )
+    parser.add_argument(
+        "--clients", help=f"comma-separated client counts (default {','.join(map(str, CLIENT_COUNTS))})"
+    )
     parser.add_argument("--serve-http", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configure_logging("WARNING")
@@ -1114,6 +1324,17 @@ def main(argv: list[str] | None = None) -> int:
     # Redis keys are cleaned up in the finally blocks.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = Plan.of(args.quick)
+    if args.only:
+        sections = tuple(part.strip() for part in args.only.split(",") if part.strip())
+        unknown = set(sections) - set(SECTIONS)
+        if unknown or not set(sections) & set(BACKENDS):
+            parser.error(f"--only takes parts of {', '.join(SECTIONS)}, with at least one backend")
+        plan = replace(plan, sections=sections)
+    if args.clients:
+        counts = tuple(int(n) for n in args.clients.split(","))
+        for count in counts:
+            WorkerPool.layout(count)
+        plan = replace(plan, client_counts=counts)
     conditions = check_servers()
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -1126,8 +1347,9 @@ def main(argv: list[str] | None = None) -> int:
         pool = stack.enter_context(WorkerPool(PROCESSES))
         bench = Bench(pool, plan, home, dsn, namespaces)
         bench.load()
-        console.print("contended run…")
-        bench.contended()
+        if "contention" in plan.sections:
+            console.print("contended run…")
+            bench.contended()
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
     report(bench, plan)

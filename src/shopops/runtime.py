@@ -10,7 +10,7 @@ import orjson
 import uvicorn
 
 from shopops.bootstrap import Platform, build_platform
-from shopops.core.errors import ConflictError
+from shopops.core.errors import ConflictError, ShopopsError
 from shopops.core.logging import get_logger
 from shopops.core.settings import Settings
 from shopops.events.monitor import CdcMonitor
@@ -75,6 +75,32 @@ def replay_demo_bursts(platform: Platform) -> None:
     )
 
 
+def reconcile_demo(platform: Platform) -> None:
+    """Build the reconciliation inputs from the demo's CDC topics and reconcile its whole window."""
+    from datetime import timedelta
+
+    from shopops.simulator.service import SimulationConfig
+
+    sim = platform.settings.simulator
+    start = SimulationConfig().start
+    end = start + timedelta(days=sim.days - 1)
+    service = platform.reconciliation
+    try:
+        service.export_inputs(list(sim.regions))
+        report = service.run(start, end, list(sim.regions))
+    except ShopopsError as exc:
+        # The platform still serves everything else; the reason is in the log and in the run log.
+        log.error("demo reconciliation failed", error=exc.message, hint=exc.hint)
+        return
+    log.info(
+        "demo reconciliation",
+        window=f"{start}..{end}",
+        exceptions=report.exceptions,
+        seconds=round(report.seconds, 2),
+        by_class=report.by_class,
+    )
+
+
 def run_platform(
     host: str | None = None, port: int | None = None, seed_demo: bool = True, settings: Settings | None = None
 ) -> None:
@@ -92,6 +118,8 @@ def run_platform(
     try:
         if seed_demo:
             seed_if_empty(platform)
+            if settings.reconciliation.run_on_start:
+                reconcile_demo(platform)
         monitor = CdcMonitor(platform.event_log)
         monitor.start()
         if settings.schemas.drift.enabled:
@@ -105,6 +133,16 @@ def run_platform(
         platform.inventory.publish_inline = False
         audit_job = AuditJob(platform.inventory, platform.event_log, interval_s=AUDIT_INTERVAL_S).start()
         url = f"http://{host}:{port}"
+        from shopops.governance.cli import announce_first_admin
+
+        # Nothing is open by default: the demo writes the first admin key, production says how.
+        announce_first_admin(
+            platform.governance,
+            settings.home,
+            demo=settings.profile == "demo",
+            region=settings.governance.admin_region or settings.simulator.regions[0],
+            url=url,
+        )
         app = create_app(settings, platform)
         app.state.banner = (
             f"shopops is up at {url} — portal {url}/, API docs {url}/docs, health {url}/healthz, "

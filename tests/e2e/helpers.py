@@ -76,6 +76,16 @@ class Server:
         self._log.flush()
         return self.log_path.read_text()
 
+    def admin_key(self) -> str:
+        """The first admin key the demo wrote into the data directory."""
+        return (self.home / "admin.key").read_text().strip()
+
+    def client(self) -> httpx.Client:
+        """An HTTP client of this server authenticated with the demo's admin key."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_key()}"}, timeout=30
+        )
+
     def stop(self) -> int:
         self.proc.terminate()
         try:

@@ -24,8 +24,20 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     server = start_server(home, **SMALL_WORLD)
     server.wait_healthy()
     assert f"shopops is up at {server.url}" in server.output()
+    # Nothing is open by default: the demo wrote the first admin key and said how to use it.
+    assert f"first admin key written to {home / 'admin.key'}" in server.output()
+    assert httpx.get(f"{server.url}/v1/events/topics").status_code == 401
+    api = server.client()
+    # A browser logs in to the portal once with the key; a session cookie does the rest.
+    browser = httpx.Client(base_url=server.url)
+    assert browser.get("/", headers={"accept": "text/html"}).headers["location"] == "/login?next=%2F"
+    assert (
+        browser.post("/login", data={"key": "sk_000000000000_wrongwrongwrongwrongwrong"}).status_code == 401
+    )
+    assert browser.post("/login", data={"key": server.admin_key(), "next": "/"}).status_code == 303
+    assert "Checkout bursts for the last units" in browser.get("/").text
 
-    ready = httpx.get(f"{server.url}/readyz").json()
+    ready = api.get("/readyz").json()
     assert ready["status"] == "ok"
     assert set(ready["checks"]) == {"event_log", "inventory"}
 
@@ -33,17 +45,17 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     bursts = json.loads((home / "inventory-bursts.json").read_text())
     assert bursts
     assert all(b["shopops_oversold"] == 0 for b in bursts)
-    assert "Checkout bursts for the last units" in httpx.get(f"{server.url}/").text
+    assert "Checkout bursts for the last units" in api.get("/").text
 
     # A hold that expires is swept by the running platform within about a second.
     sku = bursts[0]["sku"]
     warehouse = bursts[0]["warehouse"]
-    httpx.post(
-        f"{server.url}/v1/inventory/stock/adjustments",
+    api.post(
+        "/v1/inventory/stock/adjustments",
         json={"sku": sku, "warehouse": warehouse, "delta": 1, "reason": "test"},
     ).raise_for_status()
-    held = httpx.post(
-        f"{server.url}/v1/reservations",
+    held = api.post(
+        "/v1/reservations",
         json={"lines": [{"sku": sku, "warehouse": warehouse, "quantity": 1}], "ttl_ms": 1_000},
         headers={"Idempotency-Key": "e2e-expiring-hold"},
     )
@@ -53,15 +65,13 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     status = "held"
     while time.monotonic() < deadline and status == "held":
         time.sleep(0.2)
-        status = httpx.get(f"{server.url}/v1/reservations/{rid}").json()["status"]
+        status = api.get(f"/v1/reservations/{rid}").json()["status"]
     assert status == "expired"
     # ... and the sweeper published ReservationExpired for it (a read alone would not).
     deadline = time.monotonic() + 10
     expired: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not expired:
-        events = httpx.get(
-            f"{server.url}/v1/events/topics/shopops.inventory.events/records", params={"limit": 50}
-        ).json()
+        events = api.get("/v1/events/topics/shopops.inventory.events/records", params={"limit": 50}).json()
         expired = [
             e
             for e in events
@@ -76,9 +86,9 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
         assert topics[f"{region}.payments.payments"] > 0
     total = sum(topics.values())
 
-    api_topics = {t["name"]: t["messages"] for t in httpx.get(f"{server.url}/v1/events/topics").json()}
+    api_topics = {t["name"]: t["messages"] for t in api.get("/v1/events/topics").json()}
     assert api_topics == topics
-    records = httpx.get(f"{server.url}/v1/events/topics/vn.shop.orders/records", params={"limit": 3}).json()
+    records = api.get("/v1/events/topics/vn.shop.orders/records", params={"limit": 3}).json()
     assert len(records) == 3
     assert all(r["op"] in {"c", "u", "d", "r", "tombstone"} and r["error"] is None for r in records)
 
@@ -86,14 +96,14 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     deadline = time.monotonic() + 60
     lag = None
     while time.monotonic() < deadline:
-        rows = httpx.get(f"{server.url}/v1/events/groups/shopops-cdc-monitor/lag")
+        rows = api.get("/v1/events/groups/shopops-cdc-monitor/lag")
         if rows.status_code == 200:
             lag = sum(r["lag"] for r in rows.json())
             if lag == 0 and len(rows.json()) >= len(topics):
                 break
         time.sleep(0.5)
     assert lag == 0, server.output()
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = api.get("/metrics").text
     assert 'shopops_cdc_events_total{op="c",topic="vn.shop.orders"}' in metrics
     assert "shopops_http_requests_total" in metrics
 

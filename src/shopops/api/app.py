@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = platform is None
         app.state.platform = platform or build_platform(settings or load_settings())
+        # Keys, policies and secrets open now: a malformed policy or a missing secret stops start-up.
+        app.state.governance = app.state.platform.governance
         banner = getattr(app.state, "banner", None)
         if banner:
             get_logger("shopops").info(banner)
@@ -49,6 +51,12 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     @app.exception_handler(ShopopsError)
     async def _shopops_error(_: Request, exc: ShopopsError) -> JSONResponse:
         return JSONResponse(status_code=exc.http_status, content=exc.to_dict())
+
+    from shopops.governance.api import GovernanceMiddleware
+
+    # Authentication and the policy decision of every request (before routing, so routers added
+    # later are covered); added before the metrics middleware so 401s and 403s are counted too.
+    app.add_middleware(GovernanceMiddleware)
 
     @app.middleware("http")
     async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -89,16 +97,22 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     from shopops.events.api import router as events_router
+    from shopops.governance.api import login_router
+    from shopops.governance.api import router as governance_router
     from shopops.inventory.api import inventory as inventory_router
     from shopops.inventory.api import reservations as reservations_router
     from shopops.portal.routes import router as portal_router
+    from shopops.reconciliation.api import router as reconciliation_router
     from shopops.schemas.api import PLATFORM_PREFIX
     from shopops.schemas.api import router as schema_registry_router
 
     app.include_router(events_router)
     app.include_router(reservations_router)
     app.include_router(inventory_router)
+    app.include_router(reconciliation_router)
     # The Confluent Schema Registry API: clients use http://host:port/schema-registry as their URL.
     app.include_router(schema_registry_router, prefix=PLATFORM_PREFIX)
+    app.include_router(governance_router)
+    app.include_router(login_router)
     app.include_router(portal_router)
     return app

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -128,6 +128,78 @@ class SchemaSettings(_Section):
         return value
 
 
+class GovernanceSettings(_Section):
+    """Authentication, Cedar policies, the audit trail and the secret provider (docs/governance.md)."""
+
+    #: Folder of the Cedar policies, their schema, tests and data tags (default: ./policies, else
+    #: the source checkout's policies/).
+    policy_dir: Path | None = None
+    #: How often changed policy files are noticed and reloaded (no restart needed).
+    reload_interval_s: float = Field(default=2.0, ge=0)
+    #: API-key store: ``{type = "sqlite"}`` (default, $SHOPOPS_HOME/governance.db) or ``postgres`` (``dsn``).
+    keys: BackendSelection = BackendSelection(type="sqlite")
+    #: Audit store: ``{type = "sqlite"}`` (default, $SHOPOPS_HOME/audit.db) or ``postgres`` (``dsn``).
+    audit: BackendSelection = BackendSelection(type="sqlite")
+    #: Also write every audit record as a JSON log line (for Loki).
+    audit_log_lines: bool = True
+    #: Secret provider: ``env`` (default), ``file`` (``dir``, default /run/secrets) or ``vault`` (``url``...).
+    secrets: BackendSelection = BackendSelection(type="env")
+    #: Signs portal session cookies. Unset: read as secret ``session_secret`` from the provider;
+    #: the demo profile generates one into the data directory, production refuses to start.
+    session_secret: SecretStr | None = None
+    session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    #: A revoked key stops working in other processes within this time (at once in this one).
+    key_cache_ttl_s: float = Field(default=5.0, ge=0)
+    #: Home region of the demo's first admin key (default: the first simulator region).
+    admin_region: str | None = None
+
+    @field_validator("keys", "audit", mode="before")
+    @classmethod
+    def _embedded_store_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "postgres" if "dsn" in value else "sqlite", **value}
+        return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_provider_by_options(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            kind = "vault" if "url" in value else "file" if "dir" in value else "env"
+            return {"type": kind, **value}
+        return value
+
+
+class ReconciliationSettings(_Section):
+    """Reconciliation: the compute engine, where the input tables come from, rules and results."""
+
+    #: ``{type = "duckdb"}`` (default, in-process), ``{type = "pyspark", master = "local[2]"}`` or
+    #: ``{type = "trino", host = ..., catalog = ..., schema_name = ...}``.
+    engine: BackendSelection = BackendSelection(type="duckdb")
+    #: ``{type = "parquet", path = "reconciliation/input"}`` (default; built from the CDC topics by
+    #: ``shopops reconcile export``) or ``{type = "catalog", table_template = "{table}"}``.
+    source: BackendSelection = BackendSelection(type="parquet")
+    #: Directory of the ``<region>.yaml`` rules files (default: the rules shipped with shopops).
+    rules_dir: Path | None = None
+    #: Where results are stored (relative to the data directory).
+    results_dir: Path = Path("reconciliation/results")
+    #: ``shopops up`` reconciles the demo world once it is seeded.
+    run_on_start: bool = True
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _duckdb_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "duckdb", **value}
+        return value
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _parquet_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "parquet", **value}
+        return value
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("SHOPOPS_HOME", ".shopops"))
 
@@ -164,6 +236,8 @@ class Settings(BaseSettings):
     inventory: BackendSelection = BackendSelection(type="sqlite")
     simulator: SimulatorSettings = SimulatorSettings()
     schemas: SchemaSettings = SchemaSettings()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
+    governance: GovernanceSettings = GovernanceSettings()
 
     @field_validator("events", "inventory", mode="before")
     @classmethod

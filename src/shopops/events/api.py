@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from shopops.events.service import EventsService
+from shopops.governance.api import governed, mask_change_records
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -25,13 +26,15 @@ def list_topics(request: Request, prefix: str = "") -> list[dict[str, Any]]:
 
 
 @router.get("/topics/{topic}/records", summary="The most recent records of a topic, decoded")
+@governed(sensitive=True)  # change events carry personal data: every read is audited
 def tail_topic(
     request: Request,
     topic: str,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10,
     partition: Annotated[int | None, Query(ge=0)] = None,
 ) -> list[dict[str, Any]]:
-    return [r.to_dict() for r in _service(request).tail(topic, limit, partition)]
+    records = [r.to_dict() for r in _service(request).tail(topic, limit, partition)]
+    return mask_change_records(request, topic, records)
 
 
 @router.get("/groups", summary="Consumer groups with committed offsets")

@@ -21,6 +21,7 @@ sweeper has marked it EXPIRED yet: a late sweeper can delay an event, never a sa
 
 from __future__ import annotations
 
+import itertools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,6 +71,9 @@ def _check_int(what: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{what} must be an integer (got {value!r})")
     return value
+
+
+_MISSING = object()
 
 
 def validate_sku(sku: object) -> str:
@@ -221,6 +225,13 @@ class ReservationLine:
         """A line from a line, a ``(sku, warehouse, quantity)`` sequence or a mapping."""
         if isinstance(value, ReservationLine):
             return value
+        # The common shapes first: the abstract-class checks below cost more than the line itself.
+        if type(value) is tuple and len(value) == 3:
+            return cls(value[0], value[1], value[2])
+        if type(value) is dict and len(value) == 3 and "sku" in value and "warehouse" in value:
+            quantity = value.get("quantity", _MISSING)
+            if quantity is not _MISSING:
+                return cls(value["sku"], value["warehouse"], quantity)
         if isinstance(value, Mapping):
             missing = {"sku", "warehouse", "quantity"} - set(value)
             if missing:
@@ -240,10 +251,15 @@ def merge_lines(lines: Iterable[ReservationLine]) -> tuple[ReservationLine, ...]
     Checking each line alone against ``available`` lets their sum oversell (Medusa #16502), so
     every backend checks and holds the merged lines only. The sort gives the lock order too.
     """
-    totals: dict[StockKey, int] = {}
-    for line in lines:
-        totals[line.key] = totals.get(line.key, 0) + line.quantity
-    return tuple(ReservationLine(k.sku, k.warehouse, q) for k, q in sorted(totals.items()))
+    given = tuple(lines)
+    keys = [(line.sku, line.warehouse) for line in given]
+    # (sku, warehouse) tuples sort as StockKey does. Most carts are already distinct and sorted.
+    if all(a < b for a, b in itertools.pairwise(keys)):
+        return given
+    totals: dict[tuple[str, str], int] = {}
+    for key, line in zip(keys, given, strict=True):
+        totals[key] = totals.get(key, 0) + line.quantity
+    return tuple(ReservationLine(sku, warehouse, q) for (sku, warehouse), q in sorted(totals.items()))
 
 
 class ReservationStatus(StrEnum):

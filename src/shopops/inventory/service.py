@@ -34,6 +34,7 @@ from shopops.inventory.model import (
     Outcome,
     Reservation,
     ReservationLimits,
+    ReservationStatus,
     ReserveStock,
     StockChange,
     StockKey,
@@ -82,6 +83,15 @@ STOCK_DRIFT = Counter(
 )
 EVENTS_PUBLISHED = Counter("shopops_inventory_events_published_total", "Inventory events published")
 OUTBOX_PENDING = Gauge("shopops_inventory_outbox_pending", "Inventory events waiting to be published")
+
+# The labelled children the hot paths count with, looked up once (``labels()`` takes a lock and
+# builds a key on every call).
+_RESERVED = RESERVATIONS.labels("reserved")
+_REPEATED = RESERVATIONS.labels("repeated")
+_REFUSED = RESERVATIONS.labels("refused")
+_CONFLICT = RESERVATIONS.labels("conflict")
+_INVALID = RESERVATIONS.labels("invalid")
+_TRANSITIONS = {status: TRANSITIONS.labels(status.value) for status in ReservationStatus}
 
 
 def wall_clock_ms() -> int:
@@ -213,20 +223,21 @@ class InventoryService:
                 self.limits,
             )
         except InvalidInputError:
-            RESERVATIONS.labels("invalid").inc()
+            _INVALID.inc()
             raise
         now = self.clock()
         try:
-            outcome = self.store.reserve(command, new_reservation_id(now), now, uuid.uuid4().hex)
+            # The refusal's event id: 128 random bits, as hex (used only if the reserve is refused).
+            outcome = self.store.reserve(command, new_reservation_id(now), now, secrets.token_hex(16))
         except InsufficientStockError:
-            RESERVATIONS.labels("refused").inc()
+            _REFUSED.inc()
             OVERSELL_BLOCKED.inc()
             self._after_change()
             raise
         except IdempotencyConflictError:
-            RESERVATIONS.labels("conflict").inc()
+            _CONFLICT.inc()
             raise
-        RESERVATIONS.labels("reserved" if outcome.changed else "repeated").inc()
+        (_RESERVED if outcome.changed else _REPEATED).inc()
         return self._done(outcome)
 
     def confirm(self, reservation_id: str) -> Reservation:
@@ -256,7 +267,7 @@ class InventoryService:
 
     def _done(self, outcome: Outcome) -> Reservation:
         if outcome.changed:
-            TRANSITIONS.labels(outcome.reservation.status.value).inc()
+            _TRANSITIONS[outcome.reservation.status].inc()
             self._after_change()
         return outcome.reservation
 
@@ -331,7 +342,7 @@ class InventoryService:
             EXPIRY_DELAY.observe(late_ms / 1000)
         if expired:
             HOLDS_EXPIRED.inc(len(expired))
-            TRANSITIONS.labels("expired").inc(len(expired))
+            _TRANSITIONS[ReservationStatus.EXPIRED].inc(len(expired))
         SWEEPER_LAG.set(worst / 1000)
         return expired
 

@@ -68,10 +68,50 @@ def home(request: Request) -> HTMLResponse:
         for t in topics
     )
     body = (
-        f"<div class=cards>{cards}</div>{_bursts_section(platform)}<h2>Event log</h2>"
+        f"<div class=cards>{cards}</div>{_reconciliation_section(platform)}{_bursts_section(platform)}"
+        "<h2>Event log</h2>"
         f"<table><tr><th>topic</th><th>partitions</th><th>records</th><th></th></tr>{rows}</table>"
     )
     return _page("overview", body)
+
+
+def _reconciliation_section(platform: Platform) -> str:
+    """Per region: orders, matched orders and exceptions by class over the stored results."""
+    service = platform.reconciliation
+    summary = service.summary()
+    if summary.num_rows == 0:
+        return ""
+    from shopops.reconciliation.model import ExceptionClass, severity
+
+    per_region: dict[str, dict[str, int]] = {}
+    classes = [c.value for c in ExceptionClass]
+    days = sorted({str(d) for d in summary.column("business_date").to_pylist()})
+    for row in summary.to_pylist():
+        acc = per_region.setdefault(row["region"], defaultdict(int))
+        for key in ("orders", "matched_orders", "breaks", *classes):
+            acc[key] += int(row[key])
+    shown = [c for c in classes if any(acc[c] for acc in per_region.values())]
+    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in shown)
+    rows = "".join(
+        f"<tr><td>{escape(region)}</td><td class=n>{acc['orders']:,}</td>"
+        f"<td class='n ok'>{acc['matched_orders']:,}</td>"
+        f"<td class='n{' bad' if acc['breaks'] else ' ok'}'>{acc['breaks']:,}</td>"
+        + "".join(
+            f"<td class='n{'' if severity(ExceptionClass(c)) == 'info' else ' bad' if acc[c] else ''}'>"
+            f"<a href='/v1/reconciliation/exceptions?regions={escape(region)}&amp;class={c}'>"
+            f"{acc[c]:,}</a></td>"
+            for c in shown
+        )
+        + "</tr>"
+        for region, acc in sorted(per_region.items())
+    )
+    return (
+        f"<h2>Reconciliation</h2><p>{escape(days[0])} to {escape(days[-1])}: every order matched against "
+        "the providers' payments and the ledger; each exception is classified and explained "
+        "(<a href='/v1/reconciliation/exceptions'>all exceptions</a>, "
+        "<a href='/v1/reconciliation/export?format=csv'>CSV</a>).</p>"
+        f"<table><tr><th>region</th><th>orders</th><th>matched</th><th>breaks</th>{head}</tr>{rows}</table>"
+    )
 
 
 def _bursts_section(platform: Platform) -> str:

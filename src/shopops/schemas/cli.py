@@ -48,8 +48,22 @@ def serve(
     settings = cli_settings()
     # Open the store before binding the port, so a bad store configuration fails at once.
     registry = open_registry(settings)
+    governance = None
     try:
-        app_ = create_registry_app(settings, registry)
+        from shopops.bootstrap import build_governance
+        from shopops.governance.cli import announce_first_admin
+
+        governance = build_governance(settings)
+        announce_first_admin(
+            governance,
+            settings.home,
+            demo=settings.profile == "demo",
+            region=settings.governance.admin_region or settings.simulator.regions[0],
+            url=f"http://{host}:{port}",
+            try_path="/subjects",
+            portal=False,
+        )
+        app_ = create_registry_app(settings, registry, governance)
         get_logger("shopops").info(
             "schema registry serving",
             url=f"http://{host}:{port}",
@@ -59,6 +73,8 @@ def serve(
         console.print(f"schema registry at http://{host}:{port} (store: {settings.schemas.store.type})")
         uvicorn.run(app_, host=host, port=port, log_config=None, access_log=False)
     finally:
+        if governance is not None:
+            governance.close()
         registry.close()
 
 

@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shopops import __version__
 from shopops.core.settings import Settings, load_settings
+from shopops.governance.api import GovernanceMiddleware
+from shopops.governance.service import GovernanceService
 from shopops.schemas.api import router
 from shopops.schemas.service import SchemaRegistry
 
@@ -29,24 +31,50 @@ def open_registry(settings: Settings) -> SchemaRegistry:
     )
 
 
-def create_registry_app(settings: Settings | None = None, registry: SchemaRegistry | None = None) -> FastAPI:
-    """An app serving only the schema registry. ``registry`` lets a caller share an open one."""
+def create_registry_app(
+    settings: Settings | None = None,
+    registry: SchemaRegistry | None = None,
+    governance: GovernanceService | None = None,
+) -> FastAPI:
+    """An app serving only the schema registry. ``registry`` and ``governance`` let a caller share
+    open ones. Every route but /healthz and /metrics needs an API key (HTTP Basic works, with the
+    key as password: Confluent clients' ``basic.auth.user.info``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from shopops.bootstrap import build_governance
+
         owned = registry is None
-        app.state.schema_registry = registry or open_registry(settings or load_settings())
+        owned_governance = governance is None
+        resolved = settings or load_settings()
+        app.state.schema_registry = registry or open_registry(resolved)
+        try:
+            app.state.governance = governance or build_governance(resolved)
+        except BaseException:
+            if owned:
+                app.state.schema_registry.close()
+            raise
         try:
             yield
         finally:
             if owned:
                 app.state.schema_registry.close()
+            if owned_governance:
+                app.state.governance.close()
 
     app = FastAPI(
         title="shopops schema registry",
         version=__version__,
         description="The Confluent Schema Registry REST API. See docs/schemas.md.",
         lifespan=lifespan,
+    )
+
+    # Served at the root, every path is the registry's: one area, Confluent-format refusals.
+    app.add_middleware(
+        GovernanceMiddleware,
+        area_for_path=lambda _: "schema-registry",
+        login_path=None,
+        confluent_paths=lambda _: True,
     )
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")

@@ -43,6 +43,19 @@ class RegistryServer:
             time.sleep(0.1)
         raise AssertionError(f"schemas serve not up in {timeout} s:\n{self.output()}")
 
+    @property
+    def admin_key(self) -> str:
+        """The first admin key the registry wrote into its data directory (demo profile)."""
+        return (self.home / "admin.key").read_text().strip()
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    def client_config(self) -> dict[str, str]:
+        """A Confluent SchemaRegistryClient configuration: HTTP Basic with the key as password."""
+        return {"url": self.url, "basic.auth.user.info": f"admin:{self.admin_key}"}
+
     def output(self) -> str:
         self._log.flush()
         return self.log_path.read_text()

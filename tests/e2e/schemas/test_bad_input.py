@@ -16,7 +16,9 @@ GOOD = orjson.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "ty
 
 @pytest.fixture(scope="module")
 def http(registry_server: RegistryServer) -> httpx.Client:
-    client = httpx.Client(base_url=registry_server.url, headers={"Content-Type": CT})
+    client = httpx.Client(
+        base_url=registry_server.url, headers={"Content-Type": CT, **registry_server.auth_headers}
+    )
     subject = "known-value"
     assert (
         client.post(f"/subjects/{subject}/versions", content=orjson.dumps({"schema": GOOD})).status_code

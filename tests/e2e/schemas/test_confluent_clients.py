@@ -46,14 +46,22 @@ def subject_name(prefix: str) -> str:
 
 @pytest.fixture
 def client(registry_server: RegistryServer) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": registry_server.url})
+    return SchemaRegistryClient(registry_server.client_config())
+
+
+def fresh_client(client: SchemaRegistryClient) -> SchemaRegistryClient:
+    """Another client of the same registry and credentials, without the first one's cache."""
+    user, password = client._rest_client.auth
+    return SchemaRegistryClient(
+        {"url": client._rest_client.base_urls[0], "basic.auth.user.info": f"{user}:{password}"}
+    )
 
 
 def test_subjects_versions_ids_and_lookups(client: SchemaRegistryClient) -> None:
     subject = subject_name("orders-value")
     schema_id = client.register_schema(subject, avro_schema(ORDER_V1))
     assert client.register_schema(subject, avro_schema(ORDER_V1)) == schema_id
-    fresh = SchemaRegistryClient({"url": client._rest_client.base_urls[0]})  # no client-side cache
+    fresh = fresh_client(client)  # no client-side cache
     assert fresh.register_schema(subject, avro_schema(ORDER_V1)) == schema_id
     v2_id = fresh.register_schema(subject, avro_schema(ORDER_V2))
     assert v2_id != schema_id
@@ -106,7 +114,7 @@ def test_deletes_soft_and_permanent(client: SchemaRegistryClient) -> None:
     assert subject not in client.get_subjects()
     assert client.delete_subject(subject, permanent=True) == [1, 2]
     with pytest.raises(SchemaRegistryError) as gone:
-        SchemaRegistryClient({"url": client._rest_client.base_urls[0]}).get_schema(schema_id)
+        fresh_client(client).get_schema(schema_id)
     assert gone.value.error_code == 40403
 
 
@@ -183,7 +191,7 @@ def test_avro_serializer_and_deserializer_through_kafka(
     _produce(kafka_bootstrap, topic, sent)
 
     # A consumer with a fresh client fetches each writer schema by id from the server.
-    reader = AvroDeserializer(SchemaRegistryClient({"url": client._rest_client.base_urls[0]}))
+    reader = AvroDeserializer(fresh_client(client))
     received = [reader(value, ctx) for value in _consume_all(kafka_bootstrap, topic, 2)]
     assert received == [
         {"order_id": "o-1", "total": 1200},
@@ -214,9 +222,7 @@ def test_json_serializer_through_kafka(
     registered = client.get_latest_version(f"{topic}-value")
     assert registered.schema.schema_type == "JSON"
 
-    reader = JSONDeserializer(
-        None, schema_registry_client=SchemaRegistryClient({"url": client._rest_client.base_urls[0]})
-    )
+    reader = JSONDeserializer(None, schema_registry_client=fresh_client(client))
     (value,) = _consume_all(kafka_bootstrap, topic, 1)
     assert reader(value, ctx) == {"shipment_id": "s-1", "weight_kg": 1.25}
 

@@ -29,7 +29,12 @@ from shopops.schemas.model import CompatibilityLevel, SchemaType
 
 
 def test_the_http_client_speaks_the_confluent_api(registry_server: RegistryServer) -> None:
-    client = HttpRegistryClient(HttpRegistryClient.Config(url=registry_server.url), None)
+    client = HttpRegistryClient(
+        HttpRegistryClient.Config(
+            url=registry_server.url, username="admin", password=registry_server.admin_key
+        ),
+        None,
+    )
     subject = f"ext-{uuid.uuid4().hex[:8]}"
     v1 = SchemaSpec(
         SchemaType.JSON, '{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}'
@@ -72,7 +77,14 @@ def test_the_drift_watch_and_replay_against_an_external_registry(
     topic = f"vn.{prefix}.shipments"
     settings = Settings(
         home=tmp_path,
-        schemas={"registry": {"url": registry_server.url}, "drift": {"topics": rf"^vn\.{prefix}\.[a-z]+$"}},
+        schemas={
+            "registry": {
+                "url": registry_server.url,
+                "username": "admin",
+                "password": registry_server.admin_key,
+            },
+            "drift": {"topics": rf"^vn\.{prefix}\.[a-z]+$"},
+        },
     )
     platform = build_platform(settings)
     try:

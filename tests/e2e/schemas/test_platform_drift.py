@@ -48,7 +48,9 @@ def test_up_watches_the_demo_world_and_quarantines_its_incompatible_changes(
     assert "schema drift: incompatible change quarantined" in server.output()
 
     # The platform's registry is the one the watch wrote to, through the Confluent client.
-    client = SchemaRegistryClient({"url": f"{server.url}/schema-registry"})
+    client = SchemaRegistryClient(
+        {"url": f"{server.url}/schema-registry", "basic.auth.user.info": f"admin:{server.admin_key()}"}
+    )
     assert subject in client.get_subjects()
     assert client.get_versions("vn.shop.orders-value") == [1, 2]
     assert client.get_latest_version(subject).version == 1

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from tests.support.governance import admin_headers
 
 from shopops.api.app import create_app
 from shopops.bootstrap import build_platform
@@ -37,7 +38,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         while len(got) < 4:
             got += consumer.poll(4 - len(got), timeout_s=2)
         consumer.commit()
-    with TestClient(create_app(platform=platform)) as test_client:
+    headers = admin_headers(platform.governance)
+    with TestClient(create_app(platform=platform), headers=headers) as test_client:
         yield test_client
     platform.close()
 

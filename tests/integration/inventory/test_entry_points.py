@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tests.integration.inventory.helpers import TEST_LIMITS
+from tests.support.governance import admin_headers, open_governance
 from typer.testing import CliRunner
 
 from shopops.api.app import create_app
@@ -34,7 +35,9 @@ def platform(tmp_path: Path) -> Iterator[Any]:
     svc = InventoryService(store, event_log, limits=TEST_LIMITS)
     svc.set_stock("TEE-M", "hcm-1", 2)
     svc.set_stock("TEE-M", "hn-1", 5)
-    yield SimpleNamespace(event_log=event_log, inventory=svc, close=lambda: None)
+    governance = open_governance(tmp_path)
+    yield SimpleNamespace(event_log=event_log, inventory=svc, governance=governance, close=lambda: None)
+    governance.close()
     svc.close()
     event_log.close()
 
@@ -42,7 +45,7 @@ def platform(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def client(platform: Any) -> Iterator[TestClient]:
     app = create_app(platform=platform)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=admin_headers(platform.governance)) as test_client:
         yield test_client
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from tests.support.governance import admin_headers
 
 from shopops.api.app import create_app
 from shopops.bootstrap import build_platform
@@ -20,7 +21,7 @@ SCHEMA = orjson.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     platform = build_platform(Settings(home=tmp_path))
-    with TestClient(create_app(platform=platform)) as test_client:
+    with TestClient(create_app(platform=platform), headers=admin_headers(platform.governance)) as test_client:
         yield test_client
     platform.close()
 

@@ -11,24 +11,31 @@ cycle, however many items a cart spans. No serialisation retries are needed.
 Connections come from a psycopg 3 pool; the schema is created idempotently at start-up under an
 advisory lock (several processes may start at once).
 
-The common paths (a reserve that fits, a confirm, release or cancel that applies) run as one
-PL/pgSQL function call in autocommit mode: one statement, so one round trip and one transaction,
-doing exactly what the shared transaction in ``_sql`` does (the same locks in the same order, the
-same item clock, the same rows and the same outbox entry, byte for byte). Whenever the outcome is
-anything else (a shortage, an idempotent repeat, an unknown id, a no-op or an error of the
-transition table) the function writes nothing and returns no result, and the shared code runs the
-operation as before; it decides from scratch, so taking that path costs time, never correctness.
+The common paths (a reserve that fits, a confirm, release or cancel that applies) run as one call
+of a PL/pgSQL function, sent straight through libpq as a statement prepared once per connection:
+one round trip and one transaction (the server commits it on its own, durably, as any other), with
+the same locks in the same order, the same item clock, the same rows and the same event as the
+shared transaction in ``_sql`` (``test_fast_paths`` compares them; the outbox text keeps the lines
+in their stored compact form, which reads back to the same event). Whenever the outcome is anything
+else (a shortage, an idempotent repeat, an unknown id, a no-op or an error of the transition table)
+the function puts back the counters it changed (an item clock may keep the time it was moved to; a
+clock never moves back) and returns no result, and the shared code runs the operation as before; it
+decides from scratch, so taking that path costs time, never correctness.
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
 import psycopg.errors
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGconn, PGresult
 from psycopg_pool import PoolTimeout
 
 from shopops.core.errors import BackendUnavailableError, ConfigError
@@ -99,129 +106,225 @@ INSERT INTO relay_lease (name, owner, until_ms) VALUES ('outbox', '', 0) ON CONF
 """
 
 # The fast paths (see the module docstring). Versioned names: a change of behaviour gets a new name,
-# so processes of two shopops versions never run each other's function. Both take the stock rows
-# with FOR UPDATE in bytewise key order, then use the items' clock, as ``_sql`` does; a function
-# runs in one snapshot per statement at READ COMMITTED, so each statement after the locks reads
-# the latest committed holds, as the shared transaction does.
-_RESERVE_FUNCTION = "shopops_reserve_v1"
-_TRANSITION_FUNCTION = "shopops_transition_v1"
-_FUNCTIONS = f"""
-CREATE OR REPLACE FUNCTION {_RESERVE_FUNCTION}(
+# so processes of two shopops versions never run each other's function (a schema made by an older
+# version keeps its older functions beside these; nothing calls them).
+#
+# Each takes the stock rows in bytewise key order, as ``_sql`` does, but with the UPDATE that
+# changes the row (its row lock excludes every other writer of the item as FOR UPDATE does) rather
+# than with a SELECT ... FOR UPDATE first. An UPDATE waiting on a lock re-reads the row as its
+# holder committed it (READ COMMITTED), so its conditions are checked against the latest committed
+# counters, and each later statement reads the latest committed holds, as the shared transaction
+# does. The reserve's condition counts every hold of the item, lapsed or not: when it holds, the
+# line fits at any time; when it fails, the lapsed holds may make room and the shared code, which
+# counts them, decides. Every statement reaches its rows through an index with one row's key:
+# PL/pgSQL plans a function's statements once per session for any arguments, and a set-based
+# statement over the lines (a join with ``unnest(...)``) got a plan that read the whole ``stock``
+# table on every call.
+#
+# The item clock: an item's UPDATE moves its clock to max(clock, now), which gives the time used
+# once every item is taken (the latest clock); an item left behind that time is moved to it too
+# (rare: another writer used a later time on one of the items meanwhile).
+#
+# When a function finds it cannot finish (a line short, an idempotency key already taken, a hold
+# that lapsed at the items' time), it takes back what it changed (the counters; clocks never move
+# back, as in the shared code) and returns no result: the shared code then runs the operation from
+# scratch. Lines come merged and sorted by key (``ValidatedReserveStock``, and the stored lines,
+# which are written from it); lines in any other order take the shared path, so the lock order
+# never depends on the caller.
+_RESERVE_FUNCTION = "shopops_reserve_v2"
+_TRANSITION_FUNCTION = "shopops_transition_v2"
+_FUNCTIONS = r"""
+CREATE OR REPLACE FUNCTION @reserve@(
     p_id text, p_key text, p_lines text, p_skus text[], p_warehouses text[], p_quantities bigint[],
-    p_ttl_ms bigint, p_now_ms bigint, p_event_head text
+    p_ttl_ms bigint, p_now_ms bigint
 ) RETURNS bigint LANGUAGE plpgsql AS $fn$
--- The hold's time (the item clock rule), or NULL when it wrote nothing: an unknown item, a
--- shortage or an existing idempotency key, which the shared code then handles.
+-- The hold's time (the item clock rule), or NULL when it changed nothing (see above).
 DECLARE
+    v_n constant integer := cardinality(p_skus);
     v_at bigint := p_now_ms;
-    v_rows integer := 0;
+    v_clocks bigint[];
     v_clock bigint;
+    v_taken integer := 0;
+    v_inserted integer := 0;
 BEGIN
-    FOR v_clock IN
-        SELECT s.clock_ms FROM stock s
-        WHERE (s.sku, s.warehouse) IN (SELECT * FROM unnest(p_skus, p_warehouses))
-        ORDER BY s.sku COLLATE "C", s.warehouse COLLATE "C" FOR UPDATE
-    LOOP
-        v_rows := v_rows + 1;
+    FOR i IN 2 .. v_n LOOP
+        IF NOT (p_skus[i - 1] COLLATE "C" < p_skus[i] COLLATE "C" OR (p_skus[i - 1] = p_skus[i]
+                AND p_warehouses[i - 1] COLLATE "C" < p_warehouses[i] COLLATE "C")) THEN
+            RETURN NULL;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. v_n LOOP
+        UPDATE stock s
+            SET held_total = s.held_total + p_quantities[i], clock_ms = greatest(s.clock_ms, p_now_ms)
+            WHERE s.sku = p_skus[i] AND s.warehouse = p_warehouses[i]
+                AND s.on_hand - s.committed - s.held_total >= p_quantities[i]
+            RETURNING s.clock_ms INTO v_clock;
+        EXIT WHEN NOT FOUND;
+        v_taken := i;
+        v_clocks[i] := v_clock;
         v_at := greatest(v_at, v_clock);
     END LOOP;
-    IF v_rows < cardinality(p_skus) THEN
+    IF v_taken = v_n THEN
+        -- The reservation, its holds and its event (Reservation.to_dict(), the lines in the stored
+        -- compact form), all or nothing: nothing when the idempotency key exists.
+        WITH r AS (
+            INSERT INTO reservations
+                (id, idempotency_key, lines, status, created_at_ms, expires_at_ms, updated_at_ms)
+                VALUES (p_id, p_key, p_lines, 'held', v_at, v_at + p_ttl_ms, v_at)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id
+        ), h AS (
+            INSERT INTO holds (reservation_id, sku, warehouse, quantity, expires_at_ms)
+            SELECT r.id, l.sku, l.warehouse, l.quantity, v_at + p_ttl_ms
+            FROM r, unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity)
+        ), o AS (
+            INSERT INTO outbox (kind, data, created_at_ms)
+            SELECT 'reserved', '{"id":' || to_json(p_id)::text || ',"idempotency_key":'
+                || to_json(p_key)::text || ',"lines":' || p_lines || ',"status":"held","created_at_ms":'
+                || v_at || ',"expires_at_ms":' || (v_at + p_ttl_ms) || ',"updated_at_ms":' || v_at || '}',
+                v_at
+            FROM r
+        )
+        SELECT count(*) INTO v_inserted FROM r;
+    END IF;
+    IF v_inserted = 0 THEN
+        -- A line did not fit as counted here, or the key exists: give back what was taken.
+        FOR i IN 1 .. v_taken LOOP
+            UPDATE stock s SET held_total = s.held_total - p_quantities[i]
+                WHERE s.sku = p_skus[i] AND s.warehouse = p_warehouses[i];
+        END LOOP;
         RETURN NULL;
     END IF;
-    -- Lapsed holds stop counting at v_at; an item without holds needs no look at them.
-    IF EXISTS (
-        SELECT 1 FROM stock s
-        JOIN unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity)
-            ON s.sku = l.sku AND s.warehouse = l.warehouse
-        WHERE s.on_hand - s.committed - s.held_total + CASE WHEN s.held_total = 0 THEN 0 ELSE COALESCE((
-            SELECT sum(h.quantity) FROM holds h
-            WHERE h.sku = s.sku AND h.warehouse = s.warehouse AND h.expires_at_ms <= v_at), 0) END
-            < l.quantity
-    ) THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO reservations (id, idempotency_key, lines, status, created_at_ms, expires_at_ms, updated_at_ms)
-    VALUES (p_id, p_key, p_lines, 'held', v_at, v_at + p_ttl_ms, v_at)
-    ON CONFLICT (idempotency_key) DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO holds (reservation_id, sku, warehouse, quantity, expires_at_ms)
-    SELECT p_id, l.sku, l.warehouse, l.quantity, v_at + p_ttl_ms
-    FROM unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity);
-    UPDATE stock s SET held_total = s.held_total + l.quantity, clock_ms = greatest(s.clock_ms, v_at)
-    FROM unnest(p_skus, p_warehouses, p_quantities) AS l(sku, warehouse, quantity)
-    WHERE s.sku = l.sku AND s.warehouse = l.warehouse;
-    INSERT INTO outbox (kind, data, created_at_ms)
-    VALUES ('reserved', p_event_head || v_at || ',"expires_at_ms":' || (v_at + p_ttl_ms)
-        || ',"updated_at_ms":' || v_at || '}}', v_at);
+    FOR i IN 1 .. v_n LOOP
+        IF v_clocks[i] < v_at THEN
+            UPDATE stock s SET clock_ms = v_at WHERE s.sku = p_skus[i] AND s.warehouse = p_warehouses[i];
+        END IF;
+    END LOOP;
     RETURN v_at;
 END
 $fn$;
-CREATE OR REPLACE FUNCTION {_TRANSITION_FUNCTION}(p_id text, p_action text, p_now_ms bigint)
+CREATE OR REPLACE FUNCTION @transition@(p_id text, p_action text, p_now_ms bigint)
 RETURNS TABLE (o_key text, o_lines text, o_created_at_ms bigint, o_expires_at_ms bigint, o_at_ms bigint)
 LANGUAGE plpgsql AS $fn$
--- Confirm, release or cancel when the transition table says "apply"; no row when it wrote nothing.
+-- Confirm, release or cancel when the transition table says "apply"; no row when it changed
+-- nothing (see above).
 DECLARE
     v_res reservations%ROWTYPE;
-    v_at bigint := p_now_ms;
-    v_clock bigint;
     v_status text;
-    v_lines text;
+    v_json json;
+    v_skus text[];
+    v_warehouses text[];
+    v_quantities bigint[];
+    v_clocks bigint[];
+    v_clock bigint;
+    v_n integer;
+    v_at bigint := p_now_ms;
+    v_held integer := 0;
+    v_committed integer := 0;
 BEGIN
+    -- The reservation row first: its lock comes before any stock lock, as in the shared code.
     SELECT * INTO v_res FROM reservations r WHERE r.id = p_id FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    FOR v_clock IN
-        SELECT s.clock_ms FROM stock s
-        WHERE (s.sku, s.warehouse) IN (SELECT e->>0, e->>1 FROM json_array_elements(v_res.lines::json) e)
-        ORDER BY s.sku COLLATE "C", s.warehouse COLLATE "C" FOR UPDATE
-    LOOP
-        v_at := greatest(v_at, v_clock);
-    END LOOP;
-    IF p_action IN ('confirm', 'release') AND v_res.status = 'held' AND v_at < v_res.expires_at_ms THEN
+    -- Which actions can apply does not depend on time: in any other status (a no-op or an error
+    -- of the transition table) the shared code decides.
+    IF p_action IN ('confirm', 'release') AND v_res.status = 'held' THEN
         v_status := CASE p_action WHEN 'confirm' THEN 'confirmed' ELSE 'released' END;
+        v_held := 1;
+        v_committed := CASE p_action WHEN 'confirm' THEN 1 ELSE 0 END;
     ELSIF p_action = 'cancel' AND v_res.status = 'confirmed' THEN
         v_status := 'cancelled';
+        v_committed := -1;
     ELSE
         RETURN;
     END IF;
-    IF p_action = 'cancel' THEN
-        UPDATE stock s SET committed = s.committed - l.quantity, clock_ms = greatest(s.clock_ms, v_at)
-        FROM (SELECT e->>0 AS sku, e->>1 AS warehouse, sum((e->>2)::bigint) AS quantity
-              FROM json_array_elements(v_res.lines::json) e GROUP BY 1, 2) l
-        WHERE s.sku = l.sku AND s.warehouse = l.warehouse;
-    ELSE
-        DELETE FROM holds h WHERE h.reservation_id = p_id;
-        UPDATE stock s SET held_total = s.held_total - l.quantity,
-            committed = s.committed + CASE WHEN p_action = 'confirm' THEN l.quantity ELSE 0 END,
-            clock_ms = greatest(s.clock_ms, v_at)
-        FROM (SELECT e->>0 AS sku, e->>1 AS warehouse, sum((e->>2)::bigint) AS quantity
-              FROM json_array_elements(v_res.lines::json) e GROUP BY 1, 2) l
-        WHERE s.sku = l.sku AND s.warehouse = l.warehouse;
+    v_json := v_res.lines::json;
+    v_n := json_array_length(v_json);
+    FOR i IN 1 .. v_n LOOP
+        v_skus[i] := v_json -> (i - 1) ->> 0;
+        v_warehouses[i] := v_json -> (i - 1) ->> 1;
+        v_quantities[i] := (v_json -> (i - 1) ->> 2)::bigint;
+        IF i > 1 AND NOT (v_skus[i - 1] COLLATE "C" < v_skus[i] COLLATE "C" OR (v_skus[i - 1] = v_skus[i]
+                AND v_warehouses[i - 1] COLLATE "C" < v_warehouses[i] COLLATE "C")) THEN
+            RETURN;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. v_n LOOP
+        UPDATE stock s SET held_total = s.held_total - v_held * v_quantities[i],
+            committed = s.committed + v_committed * v_quantities[i],
+            clock_ms = greatest(s.clock_ms, p_now_ms)
+            WHERE s.sku = v_skus[i] AND s.warehouse = v_warehouses[i]
+            RETURNING s.clock_ms INTO v_clock;
+        v_clocks[i] := v_clock;
+        v_at := greatest(v_at, v_clock);
+    END LOOP;
+    IF v_held = 1 AND v_at >= v_res.expires_at_ms THEN
+        -- The hold lapsed at the items' time: give the counters back, and let the shared code
+        -- say whether that is a no-op or an error.
+        FOR i IN 1 .. v_n LOOP
+            UPDATE stock s SET held_total = s.held_total + v_quantities[i],
+                committed = s.committed - v_committed * v_quantities[i]
+                WHERE s.sku = v_skus[i] AND s.warehouse = v_warehouses[i];
+        END LOOP;
+        RETURN;
     END IF;
-    UPDATE reservations r SET status = v_status, updated_at_ms = v_at WHERE r.id = p_id;
-    -- The event text as Reservation.to_dict() gives it through orjson (compact, in key order).
-    SELECT string_agg('{{"sku":' || to_json(e->>0)::text || ',"warehouse":' || to_json(e->>1)::text
-            || ',"quantity":' || (e->>2)::bigint || '}}', ',' ORDER BY n)
-        INTO v_lines FROM json_array_elements(v_res.lines::json) WITH ORDINALITY AS t(e, n);
+    FOR i IN 1 .. v_n LOOP
+        IF v_clocks[i] < v_at THEN
+            UPDATE stock s SET clock_ms = v_at WHERE s.sku = v_skus[i] AND s.warehouse = v_warehouses[i];
+        END IF;
+    END LOOP;
+    -- The new status, the holds gone, and the event (Reservation.to_dict() after the change, the
+    -- lines in the stored compact form), in one statement.
+    WITH u AS (
+        UPDATE reservations r SET status = v_status, updated_at_ms = v_at WHERE r.id = p_id
+    ), d AS (
+        DELETE FROM holds h WHERE h.reservation_id = p_id AND v_held = 1
+    )
     INSERT INTO outbox (kind, data, created_at_ms)
-    VALUES (v_status, '{{"id":' || to_json(p_id)::text || ',"idempotency_key":'
-        || to_json(v_res.idempotency_key)::text || ',"lines":[' || v_lines || '],"status":"' || v_status
+    VALUES (v_status, '{"id":' || to_json(p_id)::text || ',"idempotency_key":'
+        || to_json(v_res.idempotency_key)::text || ',"lines":' || v_res.lines || ',"status":"' || v_status
         || '","created_at_ms":' || v_res.created_at_ms || ',"expires_at_ms":' || v_res.expires_at_ms
-        || ',"updated_at_ms":' || v_at || '}}', v_at);
-    RETURN QUERY SELECT v_res.idempotency_key, v_res.lines, v_res.created_at_ms, v_res.expires_at_ms, v_at;
+        || ',"updated_at_ms":' || v_at || '}', v_at);
+    o_key := v_res.idempotency_key;
+    o_lines := v_res.lines;
+    o_created_at_ms := v_res.created_at_ms;
+    o_expires_at_ms := v_res.expires_at_ms;
+    o_at_ms := v_at;
+    RETURN NEXT;
 END
 $fn$
-"""  # noqa: S608 - only the function names are interpolated
+""".replace("@reserve@", _RESERVE_FUNCTION).replace("@transition@", _TRANSITION_FUNCTION)
 _FAST_ACTIONS = {
     Action.CONFIRM: ReservationStatus.CONFIRMED,
     Action.RELEASE: ReservationStatus.RELEASED,
     Action.CANCEL: ReservationStatus.CANCELLED,
 }
-# The Reserved event's last three fields, which the reserve function appends once it knows the time.
-_TIME_FIELDS = ("created_at_ms", "expires_at_ms", "updated_at_ms")
+# The calls, prepared once on each pooled connection under these names.
+_RESERVE_STATEMENT = b"shopops_inventory_reserve_v2"
+_TRANSITION_STATEMENT = b"shopops_inventory_transition_v2"
+_PREPARED = {
+    _RESERVE_STATEMENT: (
+        f"SELECT {_RESERVE_FUNCTION}($1, $2, $3, $4::text[], $5::text[], $6::bigint[], "
+        "$7::bigint, $8::bigint)"
+    ).encode(),
+    _TRANSITION_STATEMENT: f"SELECT * FROM {_TRANSITION_FUNCTION}($1, $2, $3::bigint)".encode(),  # noqa: S608
+}
+
+
+def _check(pgconn: PGconn, result: PGresult) -> PGresult:
+    """``result`` if the statement succeeded, else the psycopg error it stands for."""
+    if result.status in (ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK):
+        return result
+    message = result.get_error_message() or pgconn.get_error_message() or "PostgreSQL call failed"
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    error: type[psycopg.Error] = psycopg.OperationalError
+    if sqlstate:
+        try:
+            error = psycopg.errors.lookup(sqlstate.decode())
+        except KeyError:
+            error = psycopg.DatabaseError
+    raise error(message, info=result)
 
 
 class PostgresReservationStore(SqlReservationStore):
@@ -241,6 +344,8 @@ class PostgresReservationStore(SqlReservationStore):
         self.config = config
         self.schema = config.schema_name
         self._closed = False
+        # Pooled connections on which the fast-path statements are prepared.
+        self._prepared: weakref.WeakSet[Any] = weakref.WeakSet()
         self._pool = open_pool(
             config,
             name="shopops-inventory",
@@ -347,52 +452,55 @@ class PostgresReservationStore(SqlReservationStore):
             # The pool's context commits when the block ends and rolls back on an exception.
             yield cur
 
-    @contextlib.contextmanager
-    def _statement(self) -> Iterator[Cursor]:
-        """A cursor whose every statement is its own transaction: one round trip, no BEGIN/COMMIT."""
-        self._check_open()
-        with self._errors(), self._pool.connection() as conn:
-            conn.autocommit = True
-            try:
-                with conn.cursor() as cur:
-                    yield cur
-            finally:
-                if not conn.closed:
-                    conn.autocommit = False
-
     # -- fast paths (the module docstring says when they apply) ----------------------------------
+
+    def _call(self, statement: bytes, params: list[bytes]) -> tuple[bytes | None, ...] | None:
+        """Run one of the fast-path functions as its own transaction; its one row, or None.
+
+        The call goes straight to libpq (``PQexecPrepared``, which lets other threads run while it
+        waits) on a pooled connection, as a statement prepared once per connection: with no
+        transaction open, the server commits the statement on its own, so the call is one round
+        trip and one durable commit, without BEGIN/COMMIT, parameter adaptation or query parsing.
+        """
+        self._check_open()
+        with self._errors():
+            conn = self._pool.getconn()
+            try:
+                pgconn = conn.pgconn
+                if pgconn.transaction_status != TransactionStatus.IDLE:  # pragma: no cover - the pool's
+                    raise psycopg.InterfaceError("a pooled connection was left inside a transaction")
+                if conn not in self._prepared:
+                    for name, sql in _PREPARED.items():
+                        _check(pgconn, pgconn.prepare(name, sql))
+                    self._prepared.add(conn)
+                result = _check(pgconn, pgconn.exec_prepared(statement, params))
+                if result.ntuples == 0:
+                    return None
+                return tuple(result.get_value(0, i) for i in range(result.nfields))
+            finally:
+                self._pool.putconn(conn)
 
     def reserve(
         self, command: ValidatedReserveStock, reservation_id: str, now_ms: int, refusal_event_id: str
     ) -> Outcome:
         lines = command.lines
-        # The Reserved event as the shared code writes it, up to the times: only the function
-        # knows them (the item clock), so it appends them to this text.
-        head = Reservation(
-            reservation_id, command.idempotency_key, lines, ReservationStatus.HELD, 0, 0, 0
-        ).to_dict()
-        for field in _TIME_FIELDS:
-            del head[field]
-        event_head = orjson.dumps(head).decode()[:-1] + ',"created_at_ms":'
-        with self._statement() as cur:
-            cur.execute(
-                f"SELECT {_RESERVE_FUNCTION}(%s, %s, %s, %s::text[], %s::text[], %s::bigint[], %s, %s, %s)",
-                (
-                    reservation_id,
-                    command.idempotency_key,
-                    orjson.dumps(lines_to_json(lines)).decode(),
-                    [line.sku for line in lines],
-                    [line.warehouse for line in lines],
-                    [line.quantity for line in lines],
-                    command.ttl_ms,
-                    now_ms,
-                    event_head,
-                ),
-            )
-            at_ms = cur.fetchone()[0]
-        if at_ms is None:
+        row = self._call(
+            _RESERVE_STATEMENT,
+            [
+                reservation_id.encode(),
+                command.idempotency_key.encode(),
+                orjson.dumps(lines_to_json(lines)),
+                # Array literals: SKU and warehouse codes never need escaping inside quotes.
+                ("{" + ",".join(f'"{line.sku}"' for line in lines) + "}").encode(),
+                ("{" + ",".join(f'"{line.warehouse}"' for line in lines) + "}").encode(),
+                ("{" + ",".join(str(line.quantity) for line in lines) + "}").encode(),
+                b"%d" % command.ttl_ms,
+                b"%d" % now_ms,
+            ],
+        )
+        if row is None or row[0] is None:
             return super().reserve(command, reservation_id, now_ms, refusal_event_id)
-        at_ms = int(at_ms)
+        at_ms = int(row[0])
         reservation = Reservation(
             reservation_id,
             command.idempotency_key,
@@ -409,17 +517,15 @@ class PostgresReservationStore(SqlReservationStore):
     ) -> Outcome:
         status = _FAST_ACTIONS.get(action)
         if status is not None:
-            with self._statement() as cur:
-                cur.execute(
-                    f"SELECT * FROM {_TRANSITION_FUNCTION}(%s, %s, %s)",  # noqa: S608
-                    (reservation_id, action.value, now_ms),
-                )
-                row = cur.fetchone()
+            row = self._call(
+                _TRANSITION_STATEMENT, [reservation_id.encode(), action.value.encode(), b"%d" % now_ms]
+            )
             if row is not None:
-                key, lines, created_at_ms, expires_at_ms, at_ms = row
+                # Never NULL: they come from NOT NULL columns.
+                key, lines, created_at_ms, expires_at_ms, at_ms = (value or b"" for value in row)
                 after = Reservation(
                     reservation_id,
-                    key,
+                    key.decode(),
                     lines_from_json(orjson.loads(lines)),
                     status,
                     int(created_at_ms),

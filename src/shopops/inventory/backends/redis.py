@@ -24,6 +24,11 @@ its holds whose expiry is ``<= now`` (a range of ``{p}:h:<item>``, kept short by
 As in the SQL stores, each item keeps a clock (the latest time a writer used on it) and every
 script uses ``max(now, clock)``, so a caller with a stale time cannot revive a lapsed hold.
 
+The reserve and transition scripts, the hot path, read each item once and write it once, and a
+granted reserve returns only its time (the caller knows the rest). The store sends them with
+``EVALSHA`` on connections it keeps between calls, with the client's retry policy but without its
+per-command bookkeeping (pool accounting and metric hooks cost more client CPU than the call).
+
 The server should persist (AOF ``appendfsync everysec`` or ``always``) if holds and confirmations
 must survive a Redis restart; without persistence a restart empties the store.
 """
@@ -40,6 +45,7 @@ import orjson
 import redis
 import redis.exceptions
 from pydantic import Field, field_validator
+from redis.commands.core import Script
 
 from shopops.core.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from shopops.core.registry import BackendConfig
@@ -138,7 +144,10 @@ local function drop_holds(id, lines)
 end
 """
 
-# ARGV: prefix, now, id, idempotency key, lines JSON, ttl, refusal event id, n, then n x (item, qty)
+# ARGV: prefix, now, id, idempotency key, lines JSON, ttl, refusal event id, n, then n x (item, qty).
+# The lines come merged (one per item); the script adds up repeats all the same. It reads each item
+# once (counters and clock together) and writes it once; a granted hold returns only its time, the
+# caller knows the rest of the reservation.
 _LUA_RESERVE = (
     _LUA_COMMON
     + r"""
@@ -146,18 +155,30 @@ local id, ikey, lines, ttl, eid = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), 
 local n = tonumber(ARGV[8])
 local existing = redis.call('GET', P .. ':i:' .. ikey)
 if existing then return {'dup', snapshot(existing)} end
-local items = {}
-for i = 0, n - 1 do items[#items + 1] = ARGV[9 + 2 * i] end
-local at = clock(items, tonumber(ARGV[2]))
--- Check every line first; write only if all of them fit.
-local short = {}
+local at = tonumber(ARGV[2])
+local items, rows, wanted = {}, {}, {}
 for i = 0, n - 1 do
   local item, q = ARGV[9 + 2 * i], tonumber(ARGV[10 + 2 * i])
-  local lv = level(item, at)
-  if not lv then
+  if wanted[item] then
+    wanted[item] = wanted[item] + q
+  else
+    items[#items + 1] = item
+    wanted[item] = q
+    local v = redis.call('HMGET', P .. ':s:' .. item, 'on_hand', 'committed', 'held', 'blocked', 'clock')
+    rows[item] = v
+    if v[5] and tonumber(v[5]) > at then at = tonumber(v[5]) end
+  end
+end
+-- Check every item first; write only if all of them fit. Lapsed holds count as free at `at`.
+local short = {}
+for _, item in ipairs(items) do
+  local v, q = rows[item], wanted[item]
+  if not v[1] then
     short[#short + 1] = {item, q, 0, 0}
   else
-    local available = math.max(0, lv[1] - lv[2] - lv[3])
+    local held = tonumber(v[3])
+    if held > 0 then held = held - lapsed(item, at) end
+    local available = math.max(0, tonumber(v[1]) - tonumber(v[2]) - held)
     if available < q then short[#short + 1] = {item, q, available, 1} end
   end
 end
@@ -173,37 +194,50 @@ if #short > 0 then
   return {'short', short}
 end
 local expires = at + ttl
-for i = 0, n - 1 do
-  local item, q = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
-  redis.call('HINCRBY', P .. ':s:' .. item, 'held', q)
+for _, item in ipairs(items) do
+  local q = wanted[item]
+  redis.call('HSET', P .. ':s:' .. item, 'held', tonumber(rows[item][3]) + q, 'clock', at)
   redis.call('ZADD', P .. ':h:' .. item, expires, id)
   redis.call('HSET', P .. ':hq:' .. item, id, q)
 end
-touch(items, at)
 redis.call('HSET', P .. ':r:' .. id, 'ikey', ikey, 'lines', lines, 'status', 'held', 'created', at,
   'expires', expires, 'updated', at)
 redis.call('SET', P .. ':i:' .. ikey, id)
 redis.call('ZADD', P .. ':exp', expires, id)
 redis.call('ZADD', P .. ':ids', 0, id)
-emit_reservation('reserved', id)
-return {'ok', snapshot(id)}
+redis.call('XADD', P .. ':out', '*', 'kind', 'reserved', 'id', id, 'ikey', ikey, 'lines', lines,
+  'status', 'held', 'created', at, 'expires', expires, 'updated', at)
+return {'ok', at}
 """
 )
 
 # ARGV: prefix, now, action, id, new expiry (extend only). The applicability test is model.decide's
 # "apply" column; anything else is returned, with the time used, for the caller to turn into a
-# no-op or an error.
+# no-op or an error. Confirm and release read each item once and write it once.
 _LUA_TRANSITION = (
     _LUA_COMMON
     + r"""
 local action, id, newexp = ARGV[3], ARGV[4], ARGV[5]
 local rk = P .. ':r:' .. id
-local v = redis.call('HMGET', rk, 'status', 'expires', 'lines')
+local v = redis.call('HMGET', rk, 'ikey', 'lines', 'status', 'created', 'expires', 'updated')
 if not v[1] then return {'missing'} end
-local status, expires = v[1], tonumber(v[2])
-local lines = cjson.decode(v[3])
-local items = items_of(lines)
-local at = clock(items, tonumber(ARGV[2]))
+local status, expires = v[3], tonumber(v[5])
+local lines = cjson.decode(v[2])
+-- The items (a repeated one once, its units added up), their counters and the time to use.
+local items, rows, units = {}, {}, {}
+local at = tonumber(ARGV[2])
+for _, l in ipairs(lines) do
+  local item = l[1] .. '|' .. l[2]
+  if units[item] then
+    units[item] = units[item] + l[3]
+  else
+    items[#items + 1] = item
+    units[item] = l[3]
+    local c = redis.call('HMGET', P .. ':s:' .. item, 'held', 'committed', 'clock')
+    rows[item] = c
+    if c[3] and tonumber(c[3]) > at then at = tonumber(c[3]) end
+  end
+end
 local apply
 if action == 'confirm' or action == 'release' then
   apply = status == 'held' and at < expires
@@ -212,34 +246,45 @@ elseif action == 'extend' then
 else
   apply = status == 'confirmed'
 end
-if not apply then return {'noop', snapshot(id), at} end
+if not apply then return {'noop', {id, v[1], v[2], v[3], v[4], v[5], v[6]}, at} end
 if action == 'extend' then
   for _, item in ipairs(items) do redis.call('ZADD', P .. ':h:' .. item, newexp, id) end
   redis.call('ZADD', P .. ':exp', newexp, id)
   redis.call('HSET', rk, 'expires', newexp, 'updated', at)
   touch(items, at)
   emit_reservation('extended', id)
-elseif action == 'cancel' then
-  for _, l in ipairs(lines) do
-    redis.call('HINCRBY', P .. ':s:' .. l[1] .. '|' .. l[2], 'committed', -l[3])
-  end
-  touch(items, at)
-  redis.call('HSET', rk, 'status', 'cancelled', 'updated', at)
-  emit_reservation('cancelled', id)
-else
-  drop_holds(id, lines)
-  local target = 'released'
-  if action == 'confirm' then
-    target = 'confirmed'
-    for _, l in ipairs(lines) do
-      redis.call('HINCRBY', P .. ':s:' .. l[1] .. '|' .. l[2], 'committed', l[3])
+  return {'ok', snapshot(id)}
+end
+local target
+if action == 'cancel' then
+  target = 'cancelled'
+  for _, item in ipairs(items) do
+    local c = rows[item]
+    if c[2] then
+      redis.call('HSET', P .. ':s:' .. item, 'committed', tonumber(c[2]) - units[item], 'clock', at)
     end
   end
-  touch(items, at)
-  redis.call('HSET', rk, 'status', target, 'updated', at)
-  emit_reservation(target, id)
+else
+  target = action == 'confirm' and 'confirmed' or 'released'
+  for _, item in ipairs(items) do
+    local c, q = rows[item], units[item]
+    if c[1] then
+      if target == 'confirmed' then
+        redis.call('HSET', P .. ':s:' .. item, 'held', tonumber(c[1]) - q, 'committed', tonumber(c[2]) + q,
+          'clock', at)
+      else
+        redis.call('HSET', P .. ':s:' .. item, 'held', tonumber(c[1]) - q, 'clock', at)
+      end
+    end
+    redis.call('ZREM', P .. ':h:' .. item, id)
+    redis.call('HDEL', P .. ':hq:' .. item, id)
+  end
+  redis.call('ZREM', P .. ':exp', id)
 end
-return {'ok', snapshot(id)}
+redis.call('HSET', rk, 'status', target, 'updated', at)
+redis.call('XADD', P .. ':out', '*', 'kind', target, 'id', id, 'ikey', v[1], 'lines', v[2],
+  'status', target, 'created', v[4], 'expires', v[5], 'updated', at)
+return {'ok', {id, v[1], v[2], target, v[4], v[5], at}}
 """
 )
 
@@ -350,6 +395,19 @@ def _reservation(snapshot: Sequence[Any]) -> Reservation:
     )
 
 
+def _evalsha(conn: Any, script: Script, args: list[Any]) -> Any:
+    """Run ``script`` on ``conn`` by SHA, loading it first if the server does not know it."""
+    conn.send_command("EVALSHA", script.sha, 0, *args)
+    try:
+        return conn.read_response()
+    except redis.exceptions.NoScriptError:
+        # A restarted or flushed server: load the script (the SHA stays the same) and run it.
+        conn.send_command("SCRIPT", "LOAD", script.script)
+        conn.read_response()
+        conn.send_command("EVALSHA", script.sha, 0, *args)
+        return conn.read_response()
+
+
 def _stream_entry(entry_id: str, fields: dict[str, str]) -> OutboxEntry:
     kind = fields["kind"]
     if kind == KIND_OUT_OF_STOCK:
@@ -405,15 +463,19 @@ class RedisReservationStore(ReservationStore):
         self.config = config
         self.prefix = "{" + config.key_prefix + "}"
         self._closed = False
-        pool = redis.ConnectionPool.from_url(
-            config.url,
-            decode_responses=True,
-            socket_timeout=config.socket_timeout_s,
-            socket_connect_timeout=config.socket_timeout_s,
-            max_connections=config.max_connections,
-            health_check_interval=30,
-        )
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": config.socket_timeout_s,
+            "socket_connect_timeout": config.socket_timeout_s,
+            "max_connections": config.max_connections,
+            "health_check_interval": 30,
+        }
+        pool = redis.ConnectionPool.from_url(config.url, **options)
         self._redis: redis.Redis = redis.Redis(connection_pool=pool)
+        # Reserve and transition scripts run on connections of their own pool, kept by the store
+        # between calls (see _run); up to ``max_connections`` of them, beside the general pool.
+        self._script_pool = redis.ConnectionPool.from_url(config.url, **options)
+        self._idle: list[Any] = []
         with self._errors():
             self._redis.ping()
         self._reserve = self._redis.register_script(_LUA_RESERVE)
@@ -444,6 +506,41 @@ class RedisReservationStore(ReservationStore):
                 hint="check the server's log; the store needs Redis 6.2 or later with Lua scripting",
             ) from exc
 
+    def _run(self, script: Script, args: list[Any]) -> Any:
+        """``EVALSHA`` of ``script`` with ``args``: its reply.
+
+        The hot path of reserve and confirm/release/cancel. It does what calling the script
+        object does (the same retry policy, the script loaded again if the server lost it) on a
+        connection the store keeps between calls, without the client's per-command bookkeeping
+        (pool accounting, metrics hooks), which costs more CPU than the call itself.
+        """
+        if self._closed:
+            raise BackendUnavailableError("the reservation store is closed", hint="open a new one")
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._script_pool.get_connection()
+        try:
+            return conn.retry.call_with_retry(
+                lambda: _evalsha(conn, script, args), lambda _error: conn.disconnect()
+            )
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailableError(
+                f"cannot reach Redis for the reservation store at {self._where()}: {exc}",
+                hint="start Redis (e.g. `redis-server --daemonize yes`) and check inventory.url",
+            ) from exc
+        except redis.exceptions.RedisError as exc:
+            raise BackendUnavailableError(
+                f"Redis failed a reservation-store command at {self._where()}: {exc}",
+                hint="check the server's log; the store needs Redis 6.2 or later with Lua scripting",
+            ) from exc
+        finally:
+            # A connection that failed was disconnected; it reconnects on its next command.
+            if self._closed:
+                self._script_pool.release(conn)
+            else:
+                self._idle.append(conn)
+
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}:{kind}:{name}"
 
@@ -452,21 +549,34 @@ class RedisReservationStore(ReservationStore):
     def reserve(
         self, command: ValidatedReserveStock, reservation_id: str, now_ms: int, refusal_event_id: str
     ) -> Outcome:
+        lines = command.lines
         args: list[Any] = [
             self.prefix,
             now_ms,
             reservation_id,
             command.idempotency_key,
-            orjson.dumps(lines_to_json(command.lines)).decode(),
+            orjson.dumps(lines_to_json(lines)).decode(),
             command.ttl_ms,
             refusal_event_id,
-            len(command.lines),
+            len(lines),
         ]
-        for line in command.lines:
-            args += [line.key.encoded, line.quantity]
-        with self._errors():
-            reply = self._reserve(args=args)
+        for line in lines:
+            # StockKey.encoded, without building the key.
+            args += [f"{line.sku}|{line.warehouse}", line.quantity]
+        reply = self._run(self._reserve, args)
         tag = reply[0]
+        if tag == "ok":
+            at_ms = int(reply[1])
+            reservation = Reservation(
+                reservation_id,
+                command.idempotency_key,
+                lines,
+                ReservationStatus.HELD,
+                at_ms,
+                at_ms + command.ttl_ms,
+                at_ms,
+            )
+            return Outcome(reservation, changed=True)
         if tag == "dup":
             return check_idempotent_repeat(_reservation(reply[1]), command)
         if tag == "short":
@@ -477,15 +587,16 @@ class RedisReservationStore(ReservationStore):
                     Shortage(key.sku, key.warehouse, int(requested), int(available), bool(known))
                 )
             raise InsufficientStockError(shortages, command.idempotency_key)
-        return Outcome(_reservation(reply[1]), changed=True)
+        raise BackendUnavailableError(
+            f"the reserve script answered {tag!r}", hint="the Lua scripts and this module disagree"
+        )
 
     def _transition(
         self, reservation_id: str, action: Action, now_ms: int, new_expires_at_ms: int = 0
     ) -> Outcome:
-        with self._errors():
-            reply = self._transition_script(
-                args=[self.prefix, now_ms, action.value, reservation_id, new_expires_at_ms]
-            )
+        reply = self._run(
+            self._transition_script, [self.prefix, now_ms, action.value, reservation_id, new_expires_at_ms]
+        )
         if reply[0] == "missing":
             raise NotFoundError(
                 f"reservation {reservation_id} does not exist", hint="use the id returned by reserve"
@@ -647,3 +758,6 @@ class RedisReservationStore(ReservationStore):
             self._closed = True
             self._redis.close()
             self._redis.connection_pool.disconnect()
+            while self._idle:
+                self._script_pool.release(self._idle.pop())
+            self._script_pool.disconnect()

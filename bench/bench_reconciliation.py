@@ -1,0 +1,332 @@
+"""Reconciliation end to end at scale, beside a hand-written DuckDB key match (the floor).
+
+    python bench/bench_reconciliation.py [--orders 10000000] [--days 30] [--data DIR] [--json out.json]
+
+Generates ``--orders`` orders, about as many payments and two clearing-account ledger entries per
+order over three regions (vn, sg, th) as Parquet in the canonical input layout, with breaks
+injected at about the simulator's default rates (missing, orphan, late, cross-region and
+duplicate payments, currency and amount mismatches, FX and rounding differences on settlements,
+ledger breaks). The data is kept in ``--data`` (default: a directory under the system temp dir)
+and reused by later runs with the same parameters.
+
+Then, in the same process, one after the other:
+
+- **floor**: one hand-written DuckDB SQL query over the same Parquet files doing the plain key
+  match — orders FULL OUTER JOIN payments on the order id, LEFT JOIN the ledger's order journals
+  per order — counting matched, missing and orphan orders. No classification, no explanation,
+  nothing written.
+- **shopops**: ``ReconciliationService.run`` over the whole window: the Ibis plan on DuckDB, every
+  exception classified and explained, the summary per region-day, every partition written.
+
+Targets (issue): the whole run under 10 s wall on 2 cores, and within 2x of the floor. The floor
+and the run are measured ``--repeat`` times each, alternating; the best of each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from shopops.core.registry import BackendSelection
+from shopops.reconciliation.service import ReconciliationService
+from shopops.reconciliation.tables import SCHEMAS
+
+console = Console()
+H = 3_600_000_000
+REGIONS = {"vn": ("VND", 0, 7, 25_000.0), "sg": ("SGD", 2, 8, 1.34), "th": ("THB", 2, 7, 35.0)}
+START = date(2026, 1, 1)
+RATES = {
+    "missing": 0.005,
+    "orphan": 0.002,
+    "late": 0.02,
+    "cross": 0.01,
+    "currency": 0.005,
+    "amount": 0.002,
+    "fx": 0.05,
+    "rounding": 0.01,
+    "ledger": 0.003,
+    "duplicate": 0.001,
+    "usd_settlement": 0.15,
+}
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+
+def _money(values: np.ndarray, decimals: int) -> pa.Array:
+    return pa.array(np.round(values, decimals)).cast(pa.decimal128(18, 4), safe=False)
+
+
+def generate(root: Path, orders: int, days: int, seed: int = 7) -> None:
+    """Write the input tables of three regions under ``root`` (``<region>/<table>.parquet``)."""
+    rng = np.random.default_rng(seed)
+    per_region = orders // len(REGIONS)
+    epoch0 = (START - date(1970, 1, 1)).days
+    codes = list(REGIONS)
+    for code, (currency, decimals, offset_h, rate) in REGIONS.items():
+        n = per_region
+        num = np.arange(n, dtype=np.int64)
+        local_midnight0 = epoch0 * 24 * H - offset_h * H
+        created = local_midnight0 + rng.integers(0, days * 24 * H, n)
+        scale = 10.0**-decimals
+        base_amount = np.round(rng.lognormal(3.5, 0.8, n) * rate, decimals)
+        total = np.maximum(base_amount, scale)
+        order_id = _ids(f"{code}-o-", num)
+        status = np.where(rng.random(n) < 0.98, "delivered", "placed")
+        orders_t = pa.table(
+            {
+                "region": pa.repeat(pa.scalar(code), n),
+                "order_id": order_id,
+                "status": pa.array(status),
+                "currency": pa.repeat(pa.scalar(currency), n),
+                "total": _money(total, decimals),
+                "created_at": pa.array(created),
+                "updated_at": pa.array(created + 60_000_000),
+            },
+            schema=SCHEMAS["orders"],
+        )
+
+        # payments: one per order, then the pains
+        u = rng.random(n)
+        missing = u < RATES["missing"]
+        late = (u >= RATES["missing"]) & (u < RATES["missing"] + RATES["late"])
+        cross = (u >= 0.03) & (u < 0.03 + RATES["cross"])
+        usd_pay = (u >= 0.05) & (u < 0.05 + RATES["currency"])
+        off_amount = (u >= 0.06) & (u < 0.06 + RATES["amount"])
+        keep = ~missing
+        captured = created + 120_000_000
+        pay_created = np.where(late | cross, captured + 30 * H, created + 60_000_000)
+        pay_currency = np.where(usd_pay, "USD", currency)
+        amount = np.where(usd_pay, np.round(total / rate, 2), total)
+        amount = np.where(off_amount, np.round(amount * 0.9, decimals), amount)
+        fee = np.zeros(n)
+        net = amount - fee
+        settle_usd = (rng.random(n) < RATES["usd_settlement"]) & ~usd_pay
+        fx_off = settle_usd & (rng.random(n) < RATES["fx"])
+        applied = np.where(fx_off, rate * 1.01, rate)
+        settled_amount = np.where(settle_usd, np.round(net / applied, 2), net)
+        rounding = rng.random(n) < RATES["rounding"]
+        unit = np.where(settle_usd | usd_pay, 0.01, scale)
+        settled_amount = np.where(rounding, settled_amount + unit, settled_amount)
+        settle_currency = np.where(settle_usd | usd_pay, "USD", currency)
+        settled_at = captured + rng.integers(2 * H, 30 * H, n) + np.where(late | cross, 30 * H, 0)
+        other = np.array([c for c in codes if c != code])
+        recorded_in = np.where(cross, other[rng.integers(0, len(other), n)], code)
+        pay = {
+            "region": pa.array(recorded_in),
+            "payment_id": _ids(f"{code}-p-", num),
+            "order_id": order_id,
+            "merchant_region": pa.repeat(pa.scalar(code), n),
+            "provider": pa.repeat(pa.scalar("Provider"), n),
+            "provider_ref": _ids(f"{code}-ref-", num),
+            "status": pa.repeat(pa.scalar("settled"), n),
+            "currency": pa.array(pay_currency),
+            "amount": _money(amount, 2),
+            "fee": _money(fee, 2),
+            "settlement_currency": pa.array(settle_currency),
+            "settlement_amount": _money(settled_amount, 2),
+            "settlement_fx_rate": pa.array(np.where(settle_usd, applied, np.nan), mask=~settle_usd),
+            "refunded_amount": _money(np.zeros(n), 2),
+            "captured_at": pa.array(captured),
+            "settled_at": pa.array(settled_at),
+            "created_at": pa.array(pay_created),
+        }
+        payments = pa.table(pay, schema=SCHEMAS["payments"]).filter(pa.array(keep))
+        dup = payments.filter(pa.array(rng.random(payments.num_rows) < RATES["duplicate"]))
+        n_orphan = int(n * RATES["orphan"])
+        orphan_num = np.arange(n, n + n_orphan, dtype=np.int64)
+        orphans = payments.slice(0, n_orphan).set_column(1, "payment_id", _ids(f"{code}-p-", orphan_num))
+        orphans = orphans.set_column(2, "order_id", _ids(f"{code}-o-ghost-", orphan_num))
+        payments = pa.concat_tables([payments, dup, orphans])
+
+        # ledger: the order journal's clearing debit and the settlement journal's clearing credit
+        booked = np.where(rng.random(n) < RATES["ledger"], np.round(total * 1.05, decimals), total)
+        paid_rows = pa.table(
+            {
+                "region": pa.repeat(pa.scalar(code), n),
+                "entry_id": _ids(f"{code}-e-", num),
+                "journal_id": _ids(f"{code}-j-", num),
+                "kind": pa.repeat(pa.scalar("order_paid"), n),
+                "account": pa.repeat(pa.scalar("provider_clearing"), n),
+                "side": pa.repeat(pa.scalar("debit"), n),
+                "amount": _money(booked, decimals),
+                "currency": pa.repeat(pa.scalar(currency), n),
+                "order_id": order_id,
+                "payment_id": _ids(f"{code}-p-", num),
+                "booked_at": pa.array(created + 180_000_000),
+            },
+            schema=SCHEMAS["ledger_entries"],
+        )
+        settle_rows = paid_rows.set_column(1, "entry_id", _ids(f"{code}-es-", num))
+        settle_rows = settle_rows.set_column(3, "kind", pa.repeat(pa.scalar("payment_settled"), n))
+        settle_rows = settle_rows.set_column(5, "side", pa.repeat(pa.scalar("credit"), n))
+        settle_rows = settle_rows.set_column(6, "amount", _money(total, decimals))
+        settle_rows = settle_rows.set_column(10, "booked_at", pa.array(settled_at))
+        ledger = pa.concat_tables([paid_rows, settle_rows.filter(pa.array(keep))])
+
+        fx_days = np.arange(epoch0 - 1, epoch0 + days + 12, dtype=np.int32)
+        fx_rows = [(code, int(d), "USD", REGIONS[c][0], REGIONS[c][3]) for d in fx_days for c in codes]
+        fx = pa.table(
+            {
+                "region": pa.array([r[0] for r in fx_rows]),
+                "rate_date": pa.array([r[1] for r in fx_rows], pa.int32()),
+                "base": pa.array([r[2] for r in fx_rows]),
+                "quote": pa.array([r[3] for r in fx_rows]),
+                "rate": pa.array([r[4] for r in fx_rows], pa.float64()),
+            },
+            schema=SCHEMAS["fx_rates"],
+        )
+        out = root / code
+        out.mkdir(parents=True, exist_ok=True)
+        for name, table in (
+            ("orders", orders_t),
+            ("payments", payments),
+            ("ledger_entries", ledger),
+            ("fx_rates", fx),
+        ):
+            pq.write_table(table, out / f"{name}.parquet", row_group_size=1_000_000)
+
+
+FLOOR_SQL = """
+SELECT
+    count(*) FILTER (WHERE o.order_id IS NOT NULL AND p.order_id IS NOT NULL) AS matched,
+    count(*) FILTER (WHERE p.order_id IS NULL) AS without_payment,
+    count(*) FILTER (WHERE o.order_id IS NULL) AS without_order,
+    count(*) FILTER (WHERE l.order_id IS NULL) AS without_journal
+FROM read_parquet($orders) o
+FULL OUTER JOIN read_parquet($payments) p ON o.order_id = p.order_id
+LEFT JOIN (
+    SELECT order_id, sum(amount) AS booked FROM read_parquet($ledger)
+    WHERE kind = 'order_paid' GROUP BY order_id
+) l ON l.order_id = coalesce(o.order_id, p.order_id)
+"""
+
+
+def floor(root: Path) -> tuple[float, dict[str, int]]:
+    files = {
+        t: [str(root / r / f"{t}.parquet") for r in REGIONS] for t in ("orders", "payments", "ledger_entries")
+    }
+    started = time.perf_counter()
+    with duckdb.connect(config={"memory_limit": "8GB"}) as con:
+        row = con.execute(
+            FLOOR_SQL,
+            {"orders": files["orders"], "payments": files["payments"], "ledger": files["ledger_entries"]},
+        ).fetchone()
+    seconds = time.perf_counter() - started
+    assert row is not None
+    return seconds, dict(
+        zip(("matched", "without_payment", "without_order", "without_journal"), row, strict=True)
+    )
+
+
+def shopops_run(root: Path, home: Path, days: int, memory_limit: str = "8GB") -> tuple[float, Any]:
+    service = ReconciliationService(
+        home=home,
+        engine=BackendSelection(type="duckdb", memory_limit=memory_limit),
+        source=BackendSelection(type="parquet", path=str(root)),
+    )
+    try:
+        started = time.perf_counter()
+        report = service.run(START, START + timedelta(days=days - 1), list(REGIONS))
+        return time.perf_counter() - started, report
+    finally:
+        service.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    data = args.data or Path(tempfile.gettempdir()) / f"shopops-bench-recon-{args.orders}-{args.days}"
+    marker = data / "complete"
+    if not marker.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        started = time.perf_counter()
+        with console.status(f"generating {args.orders:,} orders over {args.days} days in {data}"):
+            generate(data, args.orders, args.days)
+        marker.write_text("ok")
+        console.print(f"generated in {time.perf_counter() - started:.1f} s")
+    sizes = {
+        t: sum(pq.ParquetFile(data / r / f"{t}.parquet").metadata.num_rows for r in REGIONS)
+        for t in ("orders", "payments", "ledger_entries")
+    }
+    console.print(f"rows: {', '.join(f'{t} {n:,}' for t, n in sizes.items())}; {os.cpu_count()} cores")
+
+    floors, runs = [], []
+    report: Any = None
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            seconds, counts = floor(data)
+            floors.append(seconds)
+            seconds, report = shopops_run(data, Path(tmp) / f"home-{i}", args.days)
+            runs.append(seconds)
+    best_floor, best_run = min(floors), min(runs)
+    table = Table(title="reconciliation, 3 regions, end to end")
+    for column in ("", "wall s (best)", "all runs", "vs floor"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row(
+        "hand-written DuckDB key match (floor)",
+        f"{best_floor:.2f}",
+        " ".join(f"{s:.2f}" for s in floors),
+        "1.00x",
+    )
+    table.add_row(
+        "shopops reconcile (Ibis on DuckDB, classify, explain, store)",
+        f"{best_run:.2f}",
+        " ".join(f"{s:.2f}" for s in runs),
+        f"{best_run / best_floor:.2f}x",
+    )
+    console.print(table)
+    console.print(f"floor counts: {counts}")
+    console.print(
+        f"exceptions: {report.exceptions:,} in {report.partitions} partitions; by class: {report.by_class}"
+    )
+    verdict_wall = "met" if best_run < 10 else "missed"
+    verdict_ratio = "met" if best_run <= 2 * best_floor else "missed"
+    console.print(f"target < 10 s wall: {verdict_wall}; target within 2x of the floor: {verdict_ratio}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "orders": sizes["orders"],
+                    "payments": sizes["payments"],
+                    "ledger_entries": sizes["ledger_entries"],
+                    "floor_s": floors,
+                    "run_s": runs,
+                    "ratio": best_run / best_floor,
+                    "exceptions": report.exceptions,
+                    "by_class": report.by_class,
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

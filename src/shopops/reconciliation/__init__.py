@@ -1,0 +1,1 @@
+"""Cross-region reconciliation of orders, payment-provider records and the ledger."""

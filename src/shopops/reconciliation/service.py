@@ -1,0 +1,315 @@
+"""The reconciliation service: run a window, store and serve the results, score them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge, Histogram
+
+from shopops.core.errors import InvalidInputError
+from shopops.core.logging import get_logger
+from shopops.core.registry import BackendSelection
+from shopops.domain.regions import parse_regions
+from shopops.events.port import EventLog
+from shopops.reconciliation.engine import EXCEPTION_COLUMNS, build_plan
+from shopops.reconciliation.engines import ENGINES, SOURCES, ComputeEngine
+from shopops.reconciliation.export import export_from_events
+from shopops.reconciliation.model import ExceptionClass, RegionRules, RunReport, Window
+from shopops.reconciliation.rules import load_rules
+from shopops.reconciliation.scoring import Score, score
+from shopops.reconciliation.sources import InputSource
+from shopops.reconciliation.store import ResultStore
+
+log = get_logger("shopops.reconciliation")
+
+RUNS = PromCounter("shopops_reconciliation_runs_total", "Reconciliation runs", ["status"])
+RUN_SECONDS = Histogram(
+    "shopops_reconciliation_run_duration_seconds",
+    "Wall time of a reconciliation run",
+    buckets=(0.5, 1, 2, 5, 10, 20, 60, 120, 300, 900),
+)
+OPEN_EXCEPTIONS = Gauge(
+    "shopops_reconciliation_open_exceptions", "Open exceptions in the stored results", ["region", "class"]
+)
+OLDEST_OPEN = Gauge(
+    "shopops_reconciliation_oldest_open_exception_seconds",
+    "Age of the oldest open exception (since a run first saw it)",
+    ["region"],
+)
+
+Progress = Callable[[str, int, int], None]
+_EPOCH = date(1970, 1, 1)
+
+
+class ReconciliationService:
+    """Runs reconciliations with the configured engine, source and rules; serves the results."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        engine: BackendSelection,
+        source: BackendSelection,
+        rules_dir: Path | None = None,
+        results_dir: Path = Path("reconciliation/results"),
+        event_log: EventLog | None = None,
+    ) -> None:
+        self.home = home
+        self.engine_selection = engine
+        self.engine: ComputeEngine = ENGINES.create(engine, home=home)
+        self.source_selection = source
+        self.source: InputSource = SOURCES.create(source, home=home)
+        self.rules_dir = rules_dir
+        self.store = ResultStore(results_dir if results_dir.is_absolute() else home / results_dir)
+        self.event_log = event_log
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def rules(self, regions: list[str]) -> dict[str, RegionRules]:
+        return load_rules(regions, self.rules_dir)
+
+    def export_inputs(
+        self, regions: list[str], progress: Callable[[str, dict[str, int]], None] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Build the Parquet input tables from the CDC topics of the event log."""
+        root = getattr(self.source, "root", None)
+        if self.event_log is None or root is None:
+            raise InvalidInputError(
+                "exporting inputs needs the event log and the parquet source",
+                hint="set reconciliation.source.type = 'parquet'",
+            )
+        return export_from_events(self.event_log, regions, root, progress)
+
+    def run(
+        self,
+        start: date,
+        end: date,
+        regions: list[str] | str,
+        progress: Progress | None = None,
+    ) -> RunReport:
+        """Reconcile ``regions`` over business days ``start``..``end`` and store the results."""
+        codes = [r.code for r in parse_regions(regions)]
+        window = Window(start, end)
+        step = progress or (lambda _stage, _done, _total: None)
+        rules = self.rules(codes)
+        report = RunReport(
+            run_id=f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+            window=window,
+            regions=codes,
+            engine=self.engine.name,
+            rules={code: r.ref for code, r in rules.items()},
+            started_at=datetime.now(UTC),
+        )
+        started = time.perf_counter()
+        self.store.start_run(report)
+        try:
+            step("read inputs", 0, 4)
+            con = self.engine.connect()
+            try:
+                inputs = self.source.inputs(con, codes)
+                plan = build_plan(inputs, rules, window)
+                step("match and classify", 1, 4)
+                exceptions = _finish_exceptions(plan.exceptions.to_pyarrow())
+                step("summarise", 2, 4)
+                order_days = plan.order_days.to_pyarrow()
+                for table in plan.cached:
+                    table.release()
+            finally:
+                self.engine.close(con)
+            summary = _summary(order_days, exceptions, codes, window)
+            step("write results", 3, 4)
+            partitions, resolved = self.store.replace_partitions(
+                exceptions, summary, codes, window.dates(), report.started_at
+            )
+            step("done", 4, 4)
+        except BaseException as exc:
+            report.seconds = time.perf_counter() - started
+            self.store.finish_run(report, "failed", str(exc))
+            RUNS.labels("failed").inc()
+            raise
+        report.seconds = time.perf_counter() - started
+        report.orders = int(pc.sum(summary.column("orders")).as_py() or 0)
+        report.exceptions = exceptions.num_rows
+        report.by_class = dict(Counter(exceptions.column("class").to_pylist()))
+        report.partitions = partitions
+        self.store.finish_run(report, "succeeded")
+        RUNS.labels("succeeded").inc()
+        RUN_SECONDS.observe(report.seconds)
+        self.refresh_metrics()
+        log.info(
+            "reconciliation run finished",
+            run_id=report.run_id,
+            seconds=round(report.seconds, 3),
+            exceptions=report.exceptions,
+            resolved=resolved,
+        )
+        return report
+
+    def refresh_metrics(self) -> None:
+        """Set the open-exception gauges from the stored results."""
+        now = datetime.now(UTC)
+        OPEN_EXCEPTIONS.clear()
+        OLDEST_OPEN.clear()
+        oldest: dict[str, datetime] = {}
+        for region, cls, count, since in self.store.open_by_class():
+            OPEN_EXCEPTIONS.labels(region, cls).set(count)
+            if since is not None:
+                since = since if since.tzinfo else since.replace(tzinfo=UTC)
+                oldest[region] = min(oldest.get(region, since), since)
+        for region, since in oldest.items():
+            OLDEST_OPEN.labels(region).set((now - since).total_seconds())
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def exceptions(
+        self,
+        *,
+        regions: list[str] | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        classes: list[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> pa.Table:
+        return self.store.query(
+            "exceptions", regions=regions, start=start, end=end, classes=classes, limit=limit, offset=offset
+        )
+
+    def summary(
+        self, *, regions: list[str] | None = None, start: date | None = None, end: date | None = None
+    ) -> pa.Table:
+        return self.store.query("summary", regions=regions, start=start, end=end)
+
+    def ageing(self) -> list[dict[str, Any]]:
+        """Open exceptions per region and age bucket (days since a run first saw them)."""
+        table = self.store.query("exceptions")
+        if table.num_rows == 0:
+            return []
+        now = datetime.now(UTC)
+        buckets: Counter[tuple[str, str, str]] = Counter()
+        for region, cls, since in zip(
+            table.column("region").to_pylist(),
+            table.column("class").to_pylist(),
+            table.column("open_since").to_pylist(),
+            strict=True,
+        ):
+            age = (now - since).days if since is not None else 0
+            bucket = "0-1d" if age < 1 else "1-7d" if age < 7 else "7-30d" if age < 30 else ">30d"
+            buckets[(region, cls, bucket)] += 1
+        return [{"region": r, "class": c, "age": b, "open": n} for (r, c, b), n in sorted(buckets.items())]
+
+    def export(
+        self,
+        kind: Literal["exceptions", "summary"],
+        fmt: Literal["csv", "parquet"],
+        dest: Path,
+        **filters: Any,
+    ) -> int:
+        """Write stored rows to ``dest`` as CSV or Parquet; returns the row count."""
+        table = self.store.query(kind, **filters)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            pacsv.write_csv(table, dest)
+        else:
+            pq.write_table(table, dest)
+        return int(table.num_rows)
+
+    def score(self, truth_dir: Path, start: date, end: date, regions: list[str]) -> Score:
+        """Score the stored exceptions of the window against the simulator's ground truth."""
+        table = self.store.query("exceptions", regions=regions, start=start, end=end)
+        if table.num_rows == 0:
+            table = pa.table(
+                {
+                    "class": pa.array([], pa.string()),
+                    "record": pa.array([], pa.string()),
+                    "explanation": pa.array([], pa.string()),
+                }
+            )
+        return score(table, truth_dir, regions)
+
+
+def _finish_exceptions(raw: pa.Table) -> pa.Table:
+    """Drop repeats of an exception id (a record given twice in the inputs) and add the date.
+
+    ``raw`` comes sorted by region, business day and exception id (the plan orders it).
+    """
+    days = raw.column("business_day").cast(pa.int32()).cast(pa.date32())
+    out = raw.append_column("business_date", days).drop_columns(["business_day"])
+    out = out.select([c if c != "business_day" else "business_date" for c in EXCEPTION_COLUMNS])
+    out = out.sort_by(
+        [("region", "ascending"), ("business_date", "ascending"), ("exception_id", "ascending")]
+    )
+    if out.num_rows > 1:
+        ids = out.column("exception_id").combine_chunks()
+        repeat = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
+        keep = pa.concat_arrays([pa.array([True]), pc.invert(repeat)])
+        out = out.filter(keep)
+    return out
+
+
+def _summary(order_days: pa.Table, exceptions: pa.Table, regions: list[str], window: Window) -> pa.Table:
+    """One row per region and day of the window: orders, matched orders, exceptions by class."""
+    grid = pa.table(
+        {
+            "region": pa.array([r for r in regions for _ in window.dates()], pa.string()),
+            "business_date": pa.array([d for _ in regions for d in window.dates()], pa.date32()),
+        }
+    )
+    days = order_days.select(["region", "business_day", "orders", "paid_orders", "order_total"])
+    days = days.append_column(
+        "business_date", days.column("business_day").cast(pa.int32()).cast(pa.date32())
+    ).drop_columns(["business_day"])
+    out = grid.join(days, ["region", "business_date"], join_type="left outer")
+    keys = ["region", "business_date"]
+    if exceptions.num_rows:
+        per_class = exceptions.group_by([*keys, "class"]).aggregate([("exception_id", "count")])
+        breaks = exceptions.filter(pc.equal(exceptions.column("severity"), "break"))
+        broken = (
+            breaks.filter(pc.is_valid(breaks.column("order_id")))
+            .group_by(keys)
+            .aggregate([("order_id", "count_distinct")])
+        )
+        n_breaks = breaks.group_by(keys).aggregate([("exception_id", "count")])
+        totals = exceptions.group_by(keys).aggregate([("exception_id", "count")])
+    else:
+        empty = pa.table({"region": pa.array([], pa.string()), "business_date": pa.array([], pa.date32())})
+        per_class = empty.append_column("class", pa.array([], pa.string())).append_column(
+            "exception_id_count", pa.array([], pa.int64())
+        )
+        broken = empty.append_column("order_id_count_distinct", pa.array([], pa.int64()))
+        n_breaks = totals = empty.append_column("exception_id_count", pa.array([], pa.int64()))
+    out = out.join(totals.rename_columns([*keys, "exceptions"]), keys, join_type="left outer")
+    out = out.join(n_breaks.rename_columns([*keys, "breaks"]), keys, join_type="left outer")
+    out = out.join(broken.rename_columns([*keys, "broken_orders"]), keys, join_type="left outer")
+    for cls in ExceptionClass:
+        one = per_class.filter(pc.equal(per_class.column("class"), cls.value)).drop_columns(["class"])
+        out = out.join(one.rename_columns([*keys, cls.value]), keys, join_type="left outer")
+    zero = pa.scalar(0, pa.int64())
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "region": out.column("region"),
+        "business_date": out.column("business_date"),
+        "orders": pc.fill_null(out.column("orders").cast(pa.int64()), zero),
+        "paid_orders": pc.fill_null(out.column("paid_orders").cast(pa.int64()), zero),
+        "order_total": pc.fill_null(out.column("order_total").cast(pa.float64()), 0.0),
+    }
+    broken_orders = pc.fill_null(out.column("broken_orders").cast(pa.int64()), zero)
+    columns["matched_orders"] = pc.max_element_wise(pc.subtract(columns["orders"], broken_orders), zero)
+    columns["exceptions"] = pc.fill_null(out.column("exceptions").cast(pa.int64()), zero)
+    columns["breaks"] = pc.fill_null(out.column("breaks").cast(pa.int64()), zero)
+    for cls in ExceptionClass:
+        columns[cls.value] = pc.fill_null(out.column(cls.value).cast(pa.int64()), zero)
+    return pa.table(columns).sort_by([("region", "ascending"), ("business_date", "ascending")])
