@@ -290,6 +290,40 @@ def _payment_exceptions(c: ir.Table, ref: Mapping[str, str]) -> list[ir.Table]:
         base.update({k: (v(t) if callable(v) else v) for k, v in cols.items()})
         return _shape(t, base)
 
+    def fx_row(cls: ExceptionClass, cond: ir.BooleanValue, verdict: Any) -> ir.Table:
+        """A settlement converted at a rate off the reference: the rates, and the verdict."""
+        return row(
+            cls,
+            cond,
+            currency=lambda t: t.settlement_currency,
+            expected=lambda t: t.ref_rate,
+            actual=lambda t: t.applied,
+            difference=lambda t: t.deviation,
+            rule=lambda t: _concat(_by_region(t.merchant_region, ref, "?"), " tolerance.fx_rate_pct"),
+            explanation=lambda t: _concat(
+                pay_text(t), " settled at rate ", _text(t.applied), " ", t.quote, "/USD, ",
+                _text(t.deviation.round(2)), "% off the reference ", _text(t.ref_rate), *verdict(t),
+            ),
+            occurred_at=lambda t: t.settled_at,
+        )  # fmt: skip
+
+    def settlement_row(cls: ExceptionClass, cond: ir.BooleanValue, verdict: Any) -> ir.Table:
+        """A settled amount off the converted net amount: what was due, and the verdict."""
+        return row(
+            cls,
+            cond,
+            currency=lambda t: t.settlement_currency,
+            expected=lambda t: t.exact,
+            actual=lambda t: t.settlement_amount.cast("float64"),
+            difference=lambda t: t.residual,
+            rule=lambda t: _concat(_by_region(t.merchant_region, ref, "?"), " tolerance.rounding"),
+            explanation=lambda t: _concat(
+                pay_text(t), " settled ", t.settlement_currency, " ", _money(t.settlement_amount), " where ",
+                _text(t.exact.round(4)), *verdict(t),
+            ),
+            occurred_at=lambda t: t.settled_at,
+        )  # fmt: skip
+
     return [
         row(
             ExceptionClass.CROSS_REGION_PAYMENT,
@@ -369,100 +403,32 @@ def _payment_exceptions(c: ir.Table, ref: Mapping[str, str]) -> list[ir.Table]:
             ),
             occurred_at=lambda t: t.settled_at,
         ),
-        row(
-            ExceptionClass.FX_DIFFERENCE,
-            within_fx,
-            currency=lambda t: t.settlement_currency,
-            expected=lambda t: t.amount.cast("float64"),
-            actual=lambda t: t.applied,
-            difference=lambda t: t.deviation,
-            rule=lambda t: _concat(_by_region(t.merchant_region, ref, "?"), " tolerance.fx_rate_pct"),
-            explanation=lambda t: _concat(
-                pay_text(t),
-                " settled at rate ",
-                _text(t.applied),
-                " ",
-                t.quote,
-                "/USD, ",
-                _text(t.deviation.round(2)),
-                "% off the reference ",
-                _text(t.ref_rate),
-                " (tolerance ",
-                _text(t.fx_pct),
-                "%)",
-            ),
-            occurred_at=lambda t: t.settled_at,
-        ),
-        row(
+        fx_row(ExceptionClass.FX_DIFFERENCE, within_fx, lambda t: [" (tolerance ", _text(t.fx_pct), "%)"]),
+        fx_row(
             ExceptionClass.AMOUNT_MISMATCH,
             fx_off & ~within_fx,
-            currency=lambda t: t.settlement_currency,
-            expected=lambda t: t.settlement_amount.cast("float64") - t.residual,
-            actual=lambda t: t.settlement_amount.cast("float64"),
-            difference=lambda t: t.deviation,
-            rule=lambda t: _concat(_by_region(t.merchant_region, ref, "?"), " tolerance.fx_rate_pct"),
-            explanation=lambda t: _concat(
-                pay_text(t),
-                " settled at rate ",
-                _text(t.applied),
-                " ",
-                t.quote,
-                "/USD, ",
-                _text(t.deviation.round(2)),
-                "% off the reference ",
-                _text(t.ref_rate),
-                ": beyond the ",
-                _text(t.fx_pct),
-                "% tolerance",
-            ),
-            occurred_at=lambda t: t.settled_at,
+            lambda t: [": beyond the ", _text(t.fx_pct), "% tolerance"],
         ),
-        row(
+        settlement_row(
             ExceptionClass.ROUNDING_DIFFERENCE,
             within_rounding,
-            currency=lambda t: t.settlement_currency,
-            expected=lambda t: t.exact,
-            actual=lambda t: t.settlement_amount.cast("float64"),
-            difference=lambda t: t.residual,
-            rule=lambda t: _concat(_by_region(t.merchant_region, ref, "?"), " tolerance.rounding"),
-            explanation=lambda t: _concat(
-                pay_text(t),
-                " settled ",
-                t.settlement_currency,
-                " ",
-                _money(t.settlement_amount),
-                " where ",
-                _text(t.exact.round(4)),
+            lambda t: [
                 " was due: off by ",
                 _text(t.residual.round(4)),
                 ", within ",
                 _text(t.rounding_units),
                 " minor unit(s)",
-            ),
-            occurred_at=lambda t: t.settled_at,
+            ],
         ),
-        row(
+        settlement_row(
             ExceptionClass.AMOUNT_MISMATCH,
             off_rounding & ~within_rounding,
-            currency=lambda t: t.settlement_currency,
-            expected=lambda t: t.exact,
-            actual=lambda t: t.settlement_amount.cast("float64"),
-            difference=lambda t: t.residual,
-            rule=lambda t: _concat(_by_region(t.merchant_region, ref, "?"), " tolerance.rounding"),
-            explanation=lambda t: _concat(
-                pay_text(t),
-                " settled ",
-                t.settlement_currency,
-                " ",
-                _money(t.settlement_amount),
-                " where ",
-                _text(t.exact.round(4)),
+            lambda t: [
                 " was due (amount less fee",
                 ibis.cases((t.converted, " at the applied rate"), else_=""),
                 "): off by ",
                 _text(t.residual.round(4)),
-            ),
-            occurred_at=lambda t: t.settled_at,
+            ],
         ),
     ]
 
