@@ -47,6 +47,14 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     assert all(b["shopops_oversold"] == 0 for b in bursts)
     assert "Checkout bursts for the last units" in api.get("/").text
 
+    # The demo day was reconciled on start: stored, served, and shown in the portal.
+    summary = api.get("/v1/reconciliation/summary").json()
+    assert {row["region"] for row in summary} == {"vn", "sg", "th"}
+    assert sum(row["orders"] for row in summary) > 0
+    runs = api.get("/v1/reconciliation/runs").json()
+    assert runs[0]["status"] == "succeeded"
+    assert "<h2>Reconciliation</h2>" in browser.get("/").text
+
     # A hold that expires is swept by the running platform within about a second.
     sku = bursts[0]["sku"]
     warehouse = bursts[0]["warehouse"]
