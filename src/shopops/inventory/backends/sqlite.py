@@ -87,6 +87,9 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
 class SqliteReservationStore(SqlReservationStore):
     """The :class:`~shopops.inventory.port.ReservationStore` port on one SQLite file."""
 
+    # SQLite's expression depth limit (1,000) bounds an OR chain; larger key sets use IN (VALUES).
+    or_match_up_to = 200
+
     class Config(BackendConfig):
         """Options of the ``sqlite`` reservation store."""
 
