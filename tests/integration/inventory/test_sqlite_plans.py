@@ -20,7 +20,9 @@ def test_lines_are_looked_up_by_index_not_by_scanning(tmp_path: Path) -> None:
     try:
         match, params = store._keys_match(KEYS)
         stock = _plan(store, f"SELECT * FROM stock WHERE {match}", params)
-        holds = _plan(store, f"SELECT SUM(quantity) FROM holds WHERE ({match}) AND expires_at_ms <= 0", params)
+        holds = _plan(
+            store, f"SELECT SUM(quantity) FROM holds WHERE ({match}) AND expires_at_ms <= 0", params
+        )
     finally:
         store.close()
     assert "SEARCH stock USING" in stock
