@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import orjson
 import uvicorn
@@ -17,6 +18,9 @@ from shopops.events.monitor import CdcMonitor
 from shopops.inventory.audit_job import AuditJob
 from shopops.inventory.service import Sweeper
 from shopops.schemas.drift import DriftWatch
+
+if TYPE_CHECKING:
+    from shopops.lake.ingest import LakeIngestor
 
 log = get_logger(__name__)
 
@@ -115,6 +119,7 @@ def run_platform(
     drift_watch: DriftWatch | None = None
     sweeper: Sweeper | None = None
     audit_job: AuditJob | None = None
+    ingestor: LakeIngestor | None = None
     try:
         if seed_demo:
             seed_if_empty(platform)
@@ -132,6 +137,19 @@ def run_platform(
         sweeper = platform.inventory.sweeper(interval_s=0.2).start()
         platform.inventory.publish_inline = False
         audit_job = AuditJob(platform.inventory, platform.event_log, interval_s=AUDIT_INTERVAL_S).start()
+        if settings.lake.enabled:
+            # Every CDC topic into its bronze Iceberg table, exactly once (positions in the snapshots).
+            from shopops.lake.catalog import open_catalog
+            from shopops.lake.ingest import LakeIngestor
+
+            lake = settings.lake
+            ingestor = LakeIngestor(
+                platform.event_log,
+                open_catalog(lake.catalog_uri, lake.warehouse, settings.home),
+                topics=lake.topics,
+                batch_records=lake.batch_records,
+                interval_s=lake.interval_s,
+            ).start()
         url = f"http://{host}:{port}"
         from shopops.governance.cli import announce_first_admin
 
@@ -155,6 +173,8 @@ def run_platform(
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        if ingestor is not None:
+            ingestor.stop()
         if audit_job is not None:
             audit_job.stop()
         if sweeper is not None:

@@ -55,6 +55,18 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     assert runs[0]["status"] == "succeeded"
     assert "<h2>Reconciliation</h2>" in browser.get("/").text
 
+    # The lake worker lands every CDC topic in its bronze Iceberg table.
+    deadline = time.monotonic() + 90
+    tables: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        listed = run_cli(home, "lake", "tables", "--json")
+        assert listed.returncode == 0, listed.stderr
+        tables = {t["topic"]: t["records"] for t in json.loads(listed.stdout)}
+        if tables.get("vn.shop.orders") == _topics(home)["vn.shop.orders"]:
+            break
+        time.sleep(1)
+    assert tables.get("vn.shop.orders") == _topics(home)["vn.shop.orders"]
+
     # A hold that expires is swept by the running platform within about a second.
     sku = bursts[0]["sku"]
     warehouse = bursts[0]["warehouse"]

@@ -12,6 +12,7 @@ from shopops.cli.common import console, handle_errors
 from shopops.events.cli import app as events_app
 from shopops.governance.cli import audit_app, auth_app, policy_app
 from shopops.inventory.cli import app as inventory_app
+from shopops.lake.cli import app as lake_app
 from shopops.reconciliation.cli import app as reconcile_app
 from shopops.schemas.cli import app as schemas_app
 from shopops.simulator.cli import simulate
@@ -26,6 +27,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(lake_app, name="lake")
 app.add_typer(auth_app, name="auth")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")

@@ -169,6 +169,33 @@ class GovernanceSettings(_Section):
         return value
 
 
+class LakeSettings(_Section):
+    """The lakehouse: the Iceberg catalog and the CDC ingestion worker."""
+
+    #: Run the ingestion worker in ``shopops up``.
+    enabled: bool = True
+    #: SQLAlchemy URL of the SQL catalog (default: SQLite at ``$SHOPOPS_HOME/lake/catalog.db``;
+    #: ``postgresql+psycopg://user@host/db`` to share it between workers and readers).
+    catalog_uri: str | None = None
+    #: Warehouse location (default: ``$SHOPOPS_HOME/lake/warehouse``; ``s3://bucket/path`` works too).
+    warehouse: str | None = None
+    #: Records per micro-batch (one Iceberg commit each).
+    batch_records: int = Field(default=50_000, ge=1)
+    #: Seconds between catch-up rounds of the worker.
+    interval_s: float = Field(default=2.0, gt=0)
+    #: Topics ingested: a regular expression over topic names (CDC topics by default).
+    topics: str = r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$"
+
+    @field_validator("topics")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
 class ReconciliationSettings(_Section):
     """Reconciliation: the compute engine, where the input tables come from, rules and results."""
 
@@ -237,6 +264,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     schemas: SchemaSettings = SchemaSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
+    lake: LakeSettings = LakeSettings()
     governance: GovernanceSettings = GovernanceSettings()
 
     @field_validator("events", "inventory", mode="before")

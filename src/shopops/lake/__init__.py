@@ -1,0 +1,1 @@
+"""The lakehouse: CDC change events ingested into Apache Iceberg tables, exactly once."""
