@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import orjson
@@ -93,16 +95,16 @@ class BronzeTable:
 
     def append(self, records: list[Record], offsets: dict[int, int]) -> None:
         """Append ``records`` and move the position to ``offsets`` in one commit."""
-        now = int(time.time() * 1000)
+        topics, partitions, positions, keys, values, stamps, _headers = zip(*records, strict=True)
         batch = pa.table(
             {
-                "topic": pa.array([r.topic for r in records], pa.string()),
-                "partition": pa.array([r.partition for r in records], pa.int32()),
-                "offset": pa.array([r.offset for r in records], pa.int64()),
-                "timestamp_ms": pa.array([r.timestamp_ms for r in records], pa.int64()),
-                "key": pa.array([_text(r.key) for r in records], pa.string()),
-                "value": pa.array([_text(r.value) for r in records], pa.string()),
-                "ingested_at_ms": pa.array([now] * len(records), pa.int64()),
+                "topic": pa.array(topics, pa.string()),
+                "partition": pa.array(partitions, pa.int32()),
+                "offset": pa.array(positions, pa.int64()),
+                "timestamp_ms": pa.array(stamps, pa.int64()),
+                "key": _as_text(keys),
+                "value": _as_text(values),
+                "ingested_at_ms": pa.repeat(pa.scalar(int(time.time() * 1000), pa.int64()), len(records)),
             },
             schema=SCHEMA,
         )
@@ -113,35 +115,76 @@ class BronzeTable:
         self.table = self.catalog.load_table(self.name)
 
 
-def _text(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode("utf-8", errors="replace")
+def _as_text(raw: tuple[bytes | None, ...]) -> pa.Array:
+    """Record bytes as UTF-8 text, validated in C; the rare invalid record is decoded with U+FFFD."""
+    try:
+        return pa.array(raw, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array(
+            [None if b is None else b.decode("utf-8", errors="replace") for b in raw], pa.string()
+        )
 
 
-def ingest_batch(log: EventLog, bronze: BronzeTable, max_records: int) -> BatchResult:
-    """Read up to ``max_records`` past the committed position and append them; retry on conflict."""
-    for attempt in range(100):
-        start = bronze.committed_offsets()
-        ends = log.end_offsets(bronze.topic)
-        records: list[Record] = []
-        offsets = dict(start)
-        for partition in sorted(ends):
-            position = start.get(partition, 0)
-            while position < ends[partition] and len(records) < max_records:
-                chunk = log.read(bronze.topic, partition, position, min(5_000, max_records - len(records)))
-                if not chunk:
-                    break
-                records.extend(chunk)
-                position = chunk[-1].offset + 1
-            offsets[partition] = position
-        if not records:
-            return BatchResult(bronze.topic, 0, start)
-        try:
-            bronze.append(records, offsets)
-        except CommitFailedException:
-            # Another worker moved the table: start again from its position (after a short,
-            # random pause, so that racing workers spread out).
-            time.sleep(random.random() * 0.02 * min(attempt + 1, 10))
-            bronze.refresh()
-            continue
-        return BatchResult(bronze.topic, len(records), offsets)
-    raise CommitFailedException(f"{bronze.name}: 100 commits in a row lost to other workers")
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    start: dict[int, int]
+    records: list[Record]
+    offsets: dict[int, int]
+
+
+def _read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: int) -> _Batch:
+    """Up to ``max_records`` records of ``topic`` from ``start`` on, partition by partition."""
+    ends = log.end_offsets(topic)
+    records: list[Record] = []
+    offsets = dict(start)
+    for partition in sorted(ends):
+        position = start.get(partition, 0)
+        while position < ends[partition] and len(records) < max_records:
+            chunk = log.read(topic, partition, position, min(5_000, max_records - len(records)))
+            if not chunk:
+                break
+            records.extend(chunk)
+            position = chunk[-1].offset + 1
+        offsets[partition] = position
+    return _Batch(start, records, offsets)
+
+
+def ingest_topic(
+    log: EventLog,
+    bronze: BronzeTable,
+    max_records: int,
+    on_batch: Callable[[BatchResult], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Catch ``bronze`` up with its topic, one commit per batch; returns the records appended.
+
+    The next batch is read while the current one is written and committed (Parquet encoding
+    and the catalog commit release the GIL, so the two overlap on two cores). A batch is only
+    ever committed on top of the position it was read from: after a lost commit (another worker
+    moved the table) the prefetched batch is dropped and reading starts again from the new
+    position.
+    """
+    total = 0
+    conflicts = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read") as pool:
+        batch = _read_batch(log, bronze.topic, bronze.committed_offsets(), max_records)
+        while batch.records and not stop():
+            ahead = pool.submit(_read_batch, log, bronze.topic, batch.offsets, max_records)
+            try:
+                bronze.append(batch.records, batch.offsets)
+            except CommitFailedException:
+                ahead.result()
+                conflicts += 1
+                if conflicts > 100:
+                    raise CommitFailedException(f"{bronze.name}: 100 commits lost to other workers") from None
+                # Start again from the winner's position, after a short random pause so that
+                # racing workers spread out.
+                time.sleep(random.random() * 0.02 * min(conflicts, 10))
+                bronze.refresh()
+                batch = _read_batch(log, bronze.topic, bronze.committed_offsets(), max_records)
+                continue
+            total += len(batch.records)
+            if on_batch is not None:
+                on_batch(BatchResult(bronze.topic, len(batch.records), batch.offsets))
+            batch = ahead.result()
+    return total

@@ -10,7 +10,7 @@ from pyiceberg.catalog import Catalog
 
 from shopops.core.logging import get_logger
 from shopops.events.port import EventLog
-from shopops.lake.bronze import BatchResult, BronzeTable, ingest_batch
+from shopops.lake.bronze import BatchResult, BronzeTable, ingest_topic
 
 log = get_logger("shopops.lake")
 
@@ -53,14 +53,10 @@ class LakeIngestor:
         """Ingest until every topic is caught up; returns the records appended."""
         total = 0
         for topic in self.topics():
+            if self._stop.is_set():
+                break
             table = self._table(topic)
-            while not self._stop.is_set():
-                result = ingest_batch(self.event_log, table, self.batch_records)
-                if progress is not None:
-                    progress(result)
-                total += result.records
-                if result.records < self.batch_records:
-                    break
+            total += ingest_topic(self.event_log, table, self.batch_records, progress, self._stop.is_set)
         return total
 
     def start(self) -> LakeIngestor:
