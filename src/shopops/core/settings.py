@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,22 @@ from pydantic_settings import (
 
 from shopops.core.errors import ConfigError
 from shopops.core.registry import BackendSelection
+
+#: Topic names of CDC streams: ``<region>.<database>.<table>``.
+CDC_TOPICS = r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$"
+
+
+def _regex(value: str) -> str:
+    """A setting that must be a regular expression: refused with the reason if it is not one."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return value
+
+
+#: A regular expression over topic names, checked when the settings load.
+TopicPattern = Annotated[str, AfterValidator(_regex)]
 
 
 class _Section(BaseModel):
@@ -67,7 +83,7 @@ class SchemaDriftSettings(_Section):
     changes_topic: str = "shopops.schemas.changes"
     group_id: str = "shopops-schema-drift"
     #: Topics watched: a regular expression over topic names (CDC topics: region.database.table).
-    topics: str = r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$"
+    topics: TopicPattern = CDC_TOPICS
 
     @field_validator("subject_template")
     @classmethod
@@ -76,15 +92,6 @@ class SchemaDriftSettings(_Section):
             value.format(topic="vn.shop.orders")
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"use {{topic}} as the only placeholder ({exc!r})") from None
-        return value
-
-    @field_validator("topics")
-    @classmethod
-    def _pattern(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
 
@@ -184,16 +191,7 @@ class LakeSettings(_Section):
     #: Seconds between catch-up rounds of the worker.
     interval_s: float = Field(default=2.0, gt=0)
     #: Topics ingested: a regular expression over topic names (CDC topics by default).
-    topics: str = r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$"
-
-    @field_validator("topics")
-    @classmethod
-    def _pattern(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+    topics: TopicPattern = CDC_TOPICS
 
 
 class ReconciliationSettings(_Section):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pyiceberg.catalog import Catalog
 
 from shopops.core.logging import get_logger
+from shopops.core.settings import CDC_TOPICS
 from shopops.events.port import EventLog
 from shopops.lake.bronze import BatchResult, BronzeTable, ingest_topic
 
@@ -28,7 +29,7 @@ class LakeIngestor:
         event_log: EventLog,
         catalog: Catalog,
         *,
-        topics: str = r"^[a-z]{2}\.[a-z0-9_]+\.[a-z0-9_]+$",
+        topics: str = CDC_TOPICS,
         batch_records: int = 50_000,
         interval_s: float = 2.0,
     ) -> None:
