@@ -12,7 +12,7 @@ Semantics follow Kafka, so that code moves between backends by configuration alo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal
 
 from shopops.events.model import (
@@ -128,6 +128,18 @@ class EventLog(ABC):
     @abstractmethod
     def list_groups(self) -> list[str]:
         """Consumer groups that have committed offsets, sorted."""
+
+    def read_all(self, topic: str, batch: int = 1000) -> Iterator[Record]:
+        """Every record of ``topic``, partition by partition, oldest first, up to the end offsets
+        read at the start (records produced meanwhile are left for the next reader)."""
+        for partition, end in sorted(self.end_offsets(topic).items()):
+            offset = 0
+            while offset < end:
+                records = self.read(topic, partition, offset, min(batch, end - offset))
+                if not records:
+                    break
+                yield from records
+                offset = records[-1].offset + 1
 
     def lag(self, group_id: str, topics: Iterable[str] | None = None) -> list[PartitionLag]:
         """Per partition of ``topics`` (default: every topic the group committed on), the lag."""

@@ -127,7 +127,6 @@ def _as_text(raw: tuple[bytes | None, ...]) -> pa.Array:
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    start: dict[int, int]
     records: list[Record]
     offsets: dict[int, int]
 
@@ -146,7 +145,7 @@ def _read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: i
             records.extend(chunk)
             position = chunk[-1].offset + 1
         offsets[partition] = position
-    return _Batch(start, records, offsets)
+    return _Batch(records, offsets)
 
 
 def ingest_topic(

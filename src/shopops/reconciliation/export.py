@@ -57,17 +57,6 @@ def _write(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_topic(log: EventLog, topic: str) -> Iterable[Any]:
-    for partition, end in sorted(log.end_offsets(topic).items()):
-        offset = 0
-        while offset < end:
-            records = log.read(topic, partition, offset, _BATCH)
-            if not records:
-                break
-            yield from records
-            offset = records[-1].offset + 1
-
-
 def export_region(log: EventLog, region: str, out_dir: Path) -> dict[str, int]:
     """Build the four tables (and ``duplicates``) of ``region`` under ``out_dir/region``."""
     counts: dict[str, int] = {}
@@ -81,7 +70,7 @@ def export_region(log: EventLog, region: str, out_dir: Path) -> dict[str, int]:
             )
         state: dict[bytes, dict[str, Any]] = {}
         seen: dict[tuple[bytes, Any, str], int] = {}
-        for record in _read_topic(log, topic):
+        for record in log.read_all(topic, _BATCH):
             if record.key is None:
                 continue
             try:

@@ -129,7 +129,7 @@ class CatalogSource(InputSource):
         return conform(table, name, full)
 
     def inputs(self, con: BaseBackend, regions: Iterable[str]) -> Inputs:
-        list(regions)
+        # The catalog's tables hold every region (a ``region`` column); the plan picks ``regions``.
         try:
             duplicates: ir.Table | None = self._table(con, "duplicates")
         except NotFoundError:

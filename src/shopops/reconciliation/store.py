@@ -179,11 +179,13 @@ class ResultStore:
                 ),
             )
 
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+    def runs(self, limit: int = 20, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first (or the one run ``run_id``)."""
+        where, params = ("WHERE run_id = ? ", (run_id, limit)) if run_id else ("", (limit,))
         rows = self._db.execute(
-            "SELECT run_id, started_at, finished_at, status, report, error FROM runs "
-            "ORDER BY started_at DESC LIMIT ?",
-            (limit,),
+            "SELECT run_id, started_at, finished_at, status, report, error FROM runs "  # noqa: S608
+            f"{where}ORDER BY started_at DESC LIMIT ?",
+            params,
         ).fetchall()
         return [
             {
@@ -198,7 +200,8 @@ class ResultStore:
         ]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        return next((r for r in self.runs(10_000) if r["run_id"] == run_id), None)
+        found = self.runs(1, run_id)
+        return found[0] if found else None
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -252,9 +255,6 @@ class ResultStore:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with duckdb.connect() as con:
             return con.sql(sql, params=[files, *params]).to_arrow_table()
-
-    def count(self, kind: str, **filters: Any) -> int:
-        return int(self.query(kind, **filters).num_rows)
 
     def open_by_class(self) -> list[tuple[str, str, int, datetime | None]]:
         """(region, class, open exceptions, oldest open_since) over every stored partition."""

@@ -607,14 +607,7 @@ def topic_records(event_log: EventLog, topic: str) -> Iterable[Record]:
     partition, oldest first; nothing if the topic does not exist."""
     if topic not in {t.name for t in event_log.list_topics()}:
         return
-    for partition, end in sorted(event_log.end_offsets(topic).items()):
-        offset = 0
-        while offset < end:
-            batch = event_log.read(topic, partition, offset, 1000)
-            if not batch:
-                break
-            yield from batch
-            offset = batch[-1].offset + 1
+    yield from event_log.read_all(topic)
 
 
 def original_record(quarantined: Record) -> Record:
