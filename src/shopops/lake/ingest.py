@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from pyiceberg.catalog import Catalog
 
+from shopops.core.errors import InvalidInputError
 from shopops.core.logging import get_logger
 from shopops.core.settings import CDC_TOPICS
 from shopops.events.port import EventLog
@@ -35,7 +36,12 @@ class LakeIngestor:
     ) -> None:
         self.event_log = event_log
         self.catalog = catalog
-        self.pattern = re.compile(topics)
+        try:
+            self.pattern = re.compile(topics)
+        except re.error as exc:
+            raise InvalidInputError(
+                f"topics {topics!r} is not a regular expression ({exc})", hint="e.g. '^vn\\.shop\\.'"
+            ) from None
         self.batch_records = batch_records
         self.interval_s = interval_s
         self._tables: dict[str, BronzeTable] = {}

@@ -141,3 +141,15 @@ def test_a_worker_killed_at_random_points_loses_and_repeats_nothing(
     assert done.returncode == 0, done.stderr
     for topic in topics:
         assert _positions(tmp_path, topic) == _expected(log, topic)
+
+
+def test_a_bad_topic_pattern_is_refused_with_the_reason(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*SHOPOPS, "lake", "ingest", "--topics", "(["],
+        env={**os.environ, "SHOPOPS_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "is not a regular expression" in done.stderr
