@@ -21,6 +21,9 @@ from shopops.schemas.drift import DriftWatch
 
 if TYPE_CHECKING:
     from shopops.lake.ingest import LakeIngestor
+    from shopops.ml.features.push import FeaturePusher
+    from shopops.ml.training.demo import MlRuntime
+    from shopops.rag.job import RagIngestJob
 
 log = get_logger(__name__)
 
@@ -109,6 +112,7 @@ def run_platform(
     host: str | None = None, port: int | None = None, seed_demo: bool = True, settings: Settings | None = None
 ) -> None:
     from shopops.api.app import create_app
+    from shopops.ml.training.demo import start_ml
     from shopops.cli.context import cli_settings
 
     settings = settings or cli_settings()
@@ -120,11 +124,19 @@ def run_platform(
     sweeper: Sweeper | None = None
     audit_job: AuditJob | None = None
     ingestor: LakeIngestor | None = None
+    rag_job: RagIngestJob | None = None
+    feature_pusher: FeaturePusher | None = None
+    ml: MlRuntime | None = None
     try:
         if seed_demo:
             seed_if_empty(platform)
             if settings.reconciliation.run_on_start:
                 reconcile_demo(platform)
+        if settings.catalog.sync_on_start:
+            # Topics, row schemas, lake tables and contracts into the catalog, in the background.
+            from shopops.catalog.setup import start_background_sync
+
+            start_background_sync(platform)
         monitor = CdcMonitor(platform.event_log)
         monitor.start()
         if settings.schemas.drift.enabled:
@@ -150,6 +162,18 @@ def run_platform(
                 batch_records=lake.batch_records,
                 interval_s=lake.interval_s,
             ).start()
+        if settings.ml.features.push_enabled:
+            # Real-time features (velocity, order and shipment facts, stock) into the online store.
+            from shopops.bootstrap import build_feature_pusher, build_features
+
+            features = build_features(settings)
+            feature_pusher = build_feature_pusher(settings, platform.event_log, features).start()
+        # The knowledge base: its folder ingested in the background now and every rag.interval_s.
+        from shopops.bootstrap import build_rag_job
+
+        rag_job = build_rag_job(platform)
+        if rag_job is not None:
+            rag_job.start()
         url = f"http://{host}:{port}"
         from shopops.governance.cli import announce_first_admin
 
@@ -162,6 +186,10 @@ def run_platform(
             url=url,
         )
         app = create_app(settings, platform)
+        if feature_pusher is not None:
+            app.state.features = feature_pusher.service  # one feature store per process
+        # Online scoring of the champions; on a demo seed, the first models (trained in the background).
+        ml = start_ml(platform, app, demo=seed_demo)
         app.state.banner = (
             f"shopops is up at {url} — portal {url}/, API docs {url}/docs, health {url}/healthz, "
             f"metrics {url}/metrics (data in {settings.home}, event log: {settings.events.type}, "
@@ -173,8 +201,14 @@ def run_platform(
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        if ml is not None:
+            ml.stop()
+        if feature_pusher is not None:
+            feature_pusher.stop()
         if ingestor is not None:
             ingestor.stop()
+        if rag_job is not None:
+            rag_job.stop(timeout_s=2.0)
         if audit_job is not None:
             audit_job.stop()
         if sweeper is not None:

@@ -96,12 +96,19 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    from shopops.agents.api import router as agents_router
+    from shopops.catalog.api import router as catalog_router
     from shopops.events.api import router as events_router
     from shopops.governance.api import login_router
     from shopops.governance.api import router as governance_router
     from shopops.inventory.api import inventory as inventory_router
     from shopops.inventory.api import reservations as reservations_router
+    from shopops.llm.api import router as llm_router
+    from shopops.ml.features.api import router as features_router
+    from shopops.ml.serving.api import router as serving_router
     from shopops.portal.routes import router as portal_router
+    from shopops.quality.api import router as quality_router
+    from shopops.rag.api import router as rag_router
     from shopops.reconciliation.api import router as reconciliation_router
     from shopops.schemas.api import PLATFORM_PREFIX
     from shopops.schemas.api import router as schema_registry_router
@@ -110,6 +117,13 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(reservations_router)
     app.include_router(inventory_router)
     app.include_router(reconciliation_router)
+    app.include_router(quality_router)
+    app.include_router(catalog_router)
+    app.include_router(features_router)
+    app.include_router(serving_router)
+    app.include_router(llm_router)
+    app.include_router(agents_router)
+    app.include_router(rag_router)
     # The Confluent Schema Registry API: clients use http://host:port/schema-registry as their URL.
     app.include_router(schema_registry_router, prefix=PLATFORM_PREFIX)
     app.include_router(governance_router)

@@ -8,11 +8,18 @@ import orjson
 import typer
 
 from shopops import __version__
+from shopops.agents.cli import app as agent_app
+from shopops.catalog.cli import app as catalog_app
 from shopops.cli.common import console, handle_errors
 from shopops.events.cli import app as events_app
 from shopops.governance.cli import audit_app, auth_app, policy_app
 from shopops.inventory.cli import app as inventory_app
 from shopops.lake.cli import app as lake_app
+from shopops.llm.cli import app as llm_app
+from shopops.ml.cli import models_app, train
+from shopops.ml.features.cli import app as features_app
+from shopops.quality.cli import app as contracts_app
+from shopops.rag.cli import app as rag_app
 from shopops.reconciliation.cli import app as reconcile_app
 from shopops.schemas.cli import app as schemas_app
 from shopops.simulator.cli import simulate
@@ -28,6 +35,14 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(lake_app, name="lake")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
+app.add_typer(llm_app, name="llm")
+app.add_typer(agent_app, name="agent")
+app.add_typer(rag_app, name="rag")
+app.command("train")(train)
 app.add_typer(auth_app, name="auth")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")

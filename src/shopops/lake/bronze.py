@@ -5,27 +5,26 @@ stored in the summary of the snapshot that appended the records (``shopops.offse
 data and the position move in one atomic catalog commit. A worker starts from the current
 snapshot's offsets; a crash before a commit leaves nothing behind, a crash after it leaves the
 position with the data. Two workers on one table conflict at commit time (the catalog's
-compare-and-swap); the loser re-reads the position and goes on from there.
+compare-and-swap); the loser re-reads the position and goes on from there. The read loop that
+feeds bronze (and silver) is :func:`shopops.lake.ingest.ingest_topic`.
 """
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from shopops.events.model import Record
-from shopops.events.port import EventLog
+from shopops.lake.tables import Transaction, expire_old_snapshots
 
 NAMESPACE = "bronze"
+#: Snapshots kept in a table's metadata (older ones are expired; their data stays).
+KEEP_SNAPSHOTS = 10
 OFFSETS_PROPERTY = "shopops.offsets"
 #: pyiceberg re-applies an append on top of a concurrent commit by default; here a concurrent
 #: commit must fail instead, so that the loser re-reads the position (else both append the same
@@ -49,13 +48,6 @@ SCHEMA = pa.schema(
 def table_name(topic: str) -> str:
     """``vn.shop.orders`` -> ``bronze.vn__shop__orders`` (Iceberg identifiers take no dots)."""
     return f"{NAMESPACE}.{topic.replace('.', '__')}"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    topic: str
-    records: int
-    offsets: dict[int, int]
 
 
 class BronzeTable:
@@ -109,7 +101,16 @@ class BronzeTable:
             schema=SCHEMA,
         )
         payload = orjson.dumps({str(p): o for p, o in sorted(offsets.items())}).decode()
-        self.table.append(batch, snapshot_properties={OFFSETS_PROPERTY: payload})
+        with Transaction(self.table) as tx:
+            tx.append(batch, snapshot_properties={OFFSETS_PROPERTY: payload})
+        # Only the current snapshot's position matters; every commit rewrites (and pyiceberg
+        # copies) the metadata holding all snapshots, so it must not grow with every batch.
+        expire_old_snapshots(self.table, KEEP_SNAPSHOTS)
+
+    def write(self, records: list[Record], offsets: dict[int, int]) -> int:
+        """:meth:`append` as an ingestion sink: returns the rows appended."""
+        self.append(records, offsets)
+        return len(records)
 
     def refresh(self) -> None:
         self.table = self.catalog.load_table(self.name)
@@ -123,67 +124,3 @@ def _as_text(raw: tuple[bytes | None, ...]) -> pa.Array:
         return pa.array(
             [None if b is None else b.decode("utf-8", errors="replace") for b in raw], pa.string()
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    records: list[Record]
-    offsets: dict[int, int]
-
-
-def _read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: int) -> _Batch:
-    """Up to ``max_records`` records of ``topic`` from ``start`` on, partition by partition."""
-    ends = log.end_offsets(topic)
-    records: list[Record] = []
-    offsets = dict(start)
-    for partition in sorted(ends):
-        position = start.get(partition, 0)
-        while position < ends[partition] and len(records) < max_records:
-            chunk = log.read(topic, partition, position, min(5_000, max_records - len(records)))
-            if not chunk:
-                break
-            records.extend(chunk)
-            position = chunk[-1].offset + 1
-        offsets[partition] = position
-    return _Batch(records, offsets)
-
-
-def ingest_topic(
-    log: EventLog,
-    bronze: BronzeTable,
-    max_records: int,
-    on_batch: Callable[[BatchResult], None] | None = None,
-    stop: Callable[[], bool] = lambda: False,
-) -> int:
-    """Catch ``bronze`` up with its topic, one commit per batch; returns the records appended.
-
-    The next batch is read while the current one is written and committed (Parquet encoding
-    and the catalog commit release the GIL, so the two overlap on two cores). A batch is only
-    ever committed on top of the position it was read from: after a lost commit (another worker
-    moved the table) the prefetched batch is dropped and reading starts again from the new
-    position.
-    """
-    total = 0
-    conflicts = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read") as pool:
-        batch = _read_batch(log, bronze.topic, bronze.committed_offsets(), max_records)
-        while batch.records and not stop():
-            ahead = pool.submit(_read_batch, log, bronze.topic, batch.offsets, max_records)
-            try:
-                bronze.append(batch.records, batch.offsets)
-            except CommitFailedException:
-                ahead.result()
-                conflicts += 1
-                if conflicts > 100:
-                    raise CommitFailedException(f"{bronze.name}: 100 commits lost to other workers") from None
-                # Start again from the winner's position, after a short random pause so that
-                # racing workers spread out.
-                time.sleep(random.random() * 0.02 * min(conflicts, 10))
-                bronze.refresh()
-                batch = _read_batch(log, bronze.topic, bronze.committed_offsets(), max_records)
-                continue
-            total += len(batch.records)
-            if on_batch is not None:
-                on_batch(BatchResult(bronze.topic, len(batch.records), batch.offsets))
-            batch = ahead.result()
-    return total

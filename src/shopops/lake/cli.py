@@ -1,8 +1,10 @@
-"""`shopops lake …`: ingest the CDC topics into the bronze Iceberg tables, list the tables."""
+"""`shopops lake …`: ingest the CDC topics into bronze and silver Iceberg tables, list and show them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +15,9 @@ from shopops.cli.common import console, err_console, handle_errors
 from shopops.cli.context import open_platform
 
 app = typer.Typer(
-    help="The lakehouse: CDC change events in Apache Iceberg tables, exactly once.", no_args_is_help=True
+    help="The lakehouse: CDC change events in Apache Iceberg tables (bronze: as received; silver: "
+    "current state per key), exactly once.",
+    no_args_is_help=True,
 )
 
 
@@ -26,63 +30,160 @@ def ingest(
     batch: Annotated[
         int | None, typer.Option(min=1, help="Records per commit (default: lake.batch_records)")
     ] = None,
+    silver: Annotated[
+        bool | None, typer.Option("--silver/--no-silver", help="Build silver too (default: lake.silver)")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep ingesting every lake.interval_s until interrupted")
+    ] = False,
+    checks: Annotated[
+        bool,
+        typer.Option(
+            "--checks/--no-checks",
+            help="Check silver batches against the data contracts; quarantine the rows that fail",
+        ),
+    ] = False,
 ) -> None:
-    """Catch every topic's bronze table up with the event log (one Iceberg commit per batch)."""
-    from shopops.lake.catalog import open_catalog
-    from shopops.lake.ingest import LakeIngestor
+    """Catch every topic's bronze and silver tables up with the event log (one Iceberg commit per
+    table and batch); with --follow, keep doing so as new change events arrive."""
+    from shopops.lake.catalog import open_lake_catalog
+    from shopops.lake.ingest import BatchResult, LakeIngestor
 
     with open_platform() as platform:
         cfg = platform.settings.lake
-        catalog = open_catalog(cfg.catalog_uri, cfg.warehouse, platform.settings.home)
+        catalog = open_lake_catalog(platform.settings)
+        checker = None
+        if checks:
+            from shopops.bootstrap import build_quality
+            from shopops.lake.silver import reference_lookup
+
+            checker = build_quality(platform.settings).checker(references=reference_lookup(catalog))
         ingestor = LakeIngestor(
             platform.event_log,
             catalog,
             topics=topics or cfg.topics,
             batch_records=batch or cfg.batch_records,
+            silver=cfg.silver if silver is None else silver,
+            checker=checker,
         )
         names = ingestor.topics()
+        written = {"bronze": 0, "silver": 0}
+
+        def advance(result: BatchResult) -> None:
+            progress.advance(task, result.records)
+            for table, rows in result.written.items():
+                stage = table.split(".")[0]
+                written[stage] = written.get(stage, 0) + rows
+
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} records"),
             TimeElapsedColumn(), console=err_console, transient=True,
         ) as progress:  # fmt: skip
             task = progress.add_task(f"ingest {len(names)} topics", total=None)
-            total = ingestor.run_once(lambda r: progress.advance(task, r.records))
-    console.print(f"appended {total:,} change events to {len(names)} bronze tables")
+            total = ingestor.run_once(advance)
+            while follow:
+                try:
+                    time.sleep(cfg.interval_s)
+                    total += ingestor.run_once(advance)
+                except KeyboardInterrupt:
+                    break
+    console.print(
+        f"read {total:,} change events of {len(names)} topics: {written['bronze']:,} appended to bronze, "
+        f"{written['silver']:,} rows written to silver"
+    )
+
+
+def _table_row(catalog: Any, name: str) -> dict[str, Any]:
+    from shopops.lake.tables import offsets_of
+
+    table = catalog.load_table(name)
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot else None
+    props = summary.additional_properties if summary else {}
+    return {
+        "table": name,
+        "stage": name.split(".")[0],
+        "topic": name.split(".", 1)[1].replace("__", "."),
+        "records": int(props.get("total-records", 0)),
+        "files": int(props.get("total-data-files", 0)),
+        "snapshots": len(table.snapshots()),
+        "offsets": offsets_of(table),
+    }
 
 
 @app.command()
 @handle_errors
 def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """Bronze tables: rows, snapshots and the committed position per partition."""
-    from shopops.lake.bronze import NAMESPACE, BronzeTable
-    from shopops.lake.catalog import open_catalog
+    """Bronze, silver and quarantine tables: rows, files, snapshots and the committed position."""
+    from shopops.lake.catalog import open_lake_catalog
 
     with open_platform() as platform:
-        cfg = platform.settings.lake
-        catalog = open_catalog(cfg.catalog_uri, cfg.warehouse, platform.settings.home)
+        catalog = open_lake_catalog(platform.settings)
+        namespaces = {n[0] for n in catalog.list_namespaces()}
         rows: list[dict[str, Any]] = []
-        if NAMESPACE in {n[0] for n in catalog.list_namespaces()}:
-            for identifier in sorted(catalog.list_tables(NAMESPACE)):
-                topic = identifier[-1].replace("__", ".")
-                table = BronzeTable(catalog, topic)
-                snapshot = table.table.current_snapshot()
-                summary = snapshot.summary if snapshot else None
-                total = int(summary.additional_properties.get("total-records", 0)) if summary else 0
-                rows.append(
-                    {
-                        "table": table.name,
-                        "topic": topic,
-                        "records": total,
-                        "snapshots": len(table.table.snapshots()),
-                        "offsets": table.committed_offsets(),
-                    }
-                )
+        for namespace in ("bronze", "silver", "quarantine"):
+            if namespace in namespaces:
+                for identifier in sorted(catalog.list_tables(namespace)):
+                    rows.append(_table_row(catalog, ".".join(identifier)))
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    out = Table(title=f"{len(rows)} bronze tables")
-    for column in ("table", "records", "snapshots", "next offsets"):
-        out.add_column(column, justify="right" if column in ("records", "snapshots") else "left")
+    out = Table(title=f"{len(rows)} lake tables (silver and quarantine records include delete markers)")
+    for column in ("table", "records", "files", "snapshots", "next offsets"):
+        out.add_column(column, justify="right" if column in ("records", "files", "snapshots") else "left")
     for r in rows:
-        out.add_row(r["table"], f"{r['records']:,}", str(r["snapshots"]), json.dumps(r["offsets"]))
+        out.add_row(
+            r["table"], f"{r['records']:,}", str(r["files"]), str(r["snapshots"]), json.dumps(r["offsets"])
+        )
+    console.print(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "[dim]null[/]"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="milliseconds")
+    return str(value)
+
+
+@app.command()
+@handle_errors
+def show(
+    dataset: Annotated[str, typer.Argument(help="<database>.<table>, e.g. shop.orders")],
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", "-r", help="Region(s) (default: all; repeat or comma-separate)"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print (0: only count them)")] = 20,
+    quarantine: Annotated[
+        bool, typer.Option("--quarantine", help="Show the rows the contract checks rejected instead")
+    ] = False,
+    metadata: Annotated[bool, typer.Option("--metadata/--no-metadata", help="Show the _ columns")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows")] = False,
+) -> None:
+    """Print the current rows of a silver dataset (delete markers left out), or its quarantine."""
+    from shopops.lake.catalog import open_lake_catalog
+    from shopops.lake.quarantine import read_quarantine
+    from shopops.lake.silver import read_silver
+
+    regions = [r.strip() for item in region or [] for r in item.split(",") if r.strip()] or None
+    with open_platform() as platform:
+        catalog = open_lake_catalog(platform.settings)
+        rows = (
+            read_quarantine(catalog, dataset, regions)
+            if quarantine
+            else read_silver(catalog, dataset, regions)
+        )
+    shown = rows.slice(0, limit)
+    if not metadata and not quarantine:
+        shown = shown.select([c for c in shown.column_names if not c.startswith("_") or c == "_region"])
+    if as_json:
+        console.print_json(json.dumps(shown.to_pylist(), default=str))
+        return
+    what = "quarantined rows" if quarantine else "rows"
+    out = Table(title=f"{dataset}: {rows.num_rows:,} {what}" + (f", first {shown.num_rows}" if limit else ""))
+    for column in shown.column_names:
+        out.add_column(column, overflow="fold")
+    for row in shown.to_pylist():
+        out.add_row(*(_cell(v) for v in row.values()))
     console.print(out)

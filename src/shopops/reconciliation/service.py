@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
+from shopops.catalog.port import ColumnEdge
 from shopops.core.errors import InvalidInputError
 from shopops.core.logging import get_logger
 from shopops.core.registry import BackendSelection
@@ -30,6 +31,10 @@ from shopops.reconciliation.rules import load_rules
 from shopops.reconciliation.scoring import Score, score
 from shopops.reconciliation.sources import InputSource
 from shopops.reconciliation.store import ResultStore
+from shopops.reconciliation.tables import CDC_TOPICS, OPTIONAL, REQUIRED, SCHEMAS
+
+if TYPE_CHECKING:
+    from shopops.catalog.port import LineageRecorder
 
 log = get_logger("shopops.reconciliation")
 
@@ -64,6 +69,7 @@ class ReconciliationService:
         rules_dir: Path | None = None,
         results_dir: Path = Path("reconciliation/results"),
         event_log: EventLog | None = None,
+        lineage: LineageRecorder | None = None,
     ) -> None:
         self.home = home
         self.engine_selection = engine
@@ -73,6 +79,8 @@ class ReconciliationService:
         self.rules_dir = rules_dir
         self.store = ResultStore(results_dir if results_dir.is_absolute() else home / results_dir)
         self.event_log = event_log
+        #: Records each export and run in the data catalog (inputs -> job -> outputs).
+        self.lineage = lineage
 
     def close(self) -> None:
         self.store.close()
@@ -92,7 +100,23 @@ class ReconciliationService:
                 "exporting inputs needs the event log and the parquet source",
                 hint="set reconciliation.source.type = 'parquet'",
             )
-        return export_from_events(self.event_log, regions, root, progress)
+        # One lineage run per region: each region's tables come from that region's topics only.
+        done: list[str] = []
+        started = [datetime.now(UTC)]
+
+        def exported(region: str, counts: dict[str, int]) -> None:
+            self._export_lineage(region, counts, started[0])
+            done.append(region)
+            started[0] = datetime.now(UTC)
+            if progress is not None:
+                progress(region, counts)
+
+        try:
+            return export_from_events(self.event_log, regions, root, exported)
+        except Exception as exc:
+            if len(done) < len(regions):
+                self._export_lineage(regions[len(done)], {}, started[0], f"{type(exc).__name__}: {exc}")
+            raise
 
     def run(
         self,
@@ -140,6 +164,7 @@ class ReconciliationService:
             report.seconds = time.perf_counter() - started
             self.store.finish_run(report, "failed", str(exc))
             RUNS.labels("failed").inc()
+            self._run_lineage(report, f"{type(exc).__name__}: {exc}")
             raise
         report.seconds = time.perf_counter() - started
         report.orders = int(pc.sum(summary.column("orders")).as_py() or 0)
@@ -150,6 +175,7 @@ class ReconciliationService:
         RUNS.labels("succeeded").inc()
         RUN_SECONDS.observe(report.seconds)
         self.refresh_metrics()
+        self._run_lineage(report)
         log.info(
             "reconciliation run finished",
             run_id=report.run_id,
@@ -158,6 +184,63 @@ class ReconciliationService:
             resolved=resolved,
         )
         return report
+
+    # --- lineage (catalog names: reconciliation.input.<region>.<table>, .results.<region>.<what>) --
+
+    def _export_lineage(
+        self, region: str, counts: dict[str, int], started: datetime, error: str | None = None
+    ) -> None:
+        if self.lineage is None:
+            return
+        inputs = [f"{region}.{topic}" for topic, _ in CDC_TOPICS.values()]
+        outputs = [f"reconciliation.input.{region}.{t}" for t in (*CDC_TOPICS, "duplicates")]
+        columns = [
+            ColumnEdge(f"{region}.{topic}", col, f"reconciliation.input.{region}.{table}", col)
+            for table, (topic, _) in CDC_TOPICS.items()
+            for col in SCHEMAS[table].names
+            if col != "region"  # the region comes from the topic's name
+        ]
+        self.lineage.record_run(
+            "reconciliation.export", inputs, outputs, column_lineage=columns, facets={"region": region},
+            started_at=started, error=error,
+            output_rows={f"reconciliation.input.{region}.{t}": n for t, n in counts.items()},
+            description="Current-state input tables of reconciliation built from the CDC topics",
+        )  # fmt: skip
+
+    def _run_lineage(self, report: RunReport, error: str | None = None) -> None:
+        if self.lineage is None:
+            return
+        codes = report.regions
+        root = getattr(self.source, "root", None)
+        if isinstance(root, Path):
+            payers = self.source.available_regions()
+            inputs = [
+                f"reconciliation.input.{r}.{t}"
+                for t in (*REQUIRED, *OPTIONAL)
+                for r in (payers if t == "payments" else codes)
+                if (root / r / f"{t}.parquet").exists()
+            ]
+        else:  # tables of the engine's catalog, named by the source's template
+            cfg: Any = getattr(self.source, "config", None)
+            template, database = getattr(cfg, "table_template", "{table}"), getattr(cfg, "database", None)
+            inputs = [
+                f"{database}.{template.format(table=t)}" if database else template.format(table=t)
+                for t in REQUIRED
+            ]
+        outputs = [f"reconciliation.results.{r}.{what}" for r in codes for what in ("exceptions", "summary")]
+        facets = {
+            "reconciliation_run_id": report.run_id,
+            "window": f"{report.window.start}..{report.window.end}",
+            "regions": codes,
+            "engine": report.engine,
+            "rules": report.rules,
+            "orders": report.orders,
+            "exceptions": report.exceptions,
+        }
+        self.lineage.record_run(
+            "reconciliation.run", inputs, outputs, facets=facets, started_at=report.started_at, error=error,
+            description="Orders, payments and ledger entries matched across regions; exceptions explained",
+        )  # fmt: skip
 
     def refresh_metrics(self) -> None:
         """Set the open-exception gauges from the stored results."""

@@ -15,6 +15,7 @@ from shopops.cli.context import cli_settings, open_platform
 from shopops.core.errors import InvalidInputError
 from shopops.events.port import EventLog
 from shopops.simulator.service import (
+    BadRowRates,
     SimulationConfig,
     SimulationConfigError,
     SimulationReport,
@@ -76,6 +77,12 @@ def simulate(
     rate: Annotated[
         float | None, typer.Option(help="Stream in real time at this many events/s instead of at full speed")
     ] = None,
+    bad_rows: Annotated[
+        float,
+        typer.Option(
+            help="Probability that a new row gets a data-quality defect, per kind of bad row (0 = none)"
+        ),
+    ] = 0.0,
     truth_dir: Annotated[
         Path | None, typer.Option(help="Where to write ground truth Parquet (default $SHOPOPS_HOME/truth)")
     ] = None,
@@ -100,6 +107,7 @@ def simulate(
             partitions=partitions,
             envelope=kind,
             rate_multiplier=rate_multiplier,
+            bad_rows=BadRowRates.every(bad_rows),
         )
     except SimulationConfigError as exc:
         raise InvalidInputError(
@@ -113,6 +121,8 @@ def simulate(
 
 def _flag(field: str) -> str:
     """The command-line option of a config field (``orders_per_day`` -> ``--orders-per-day``)."""
+    if field.startswith("bad_rows"):
+        return "--bad-rows"
     if field in SimulationConfig.model_fields and field != "rates":
         return "--" + field.replace("_", "-")
     return field

@@ -19,9 +19,16 @@ import orjson
 
 from shopops.events.debezium import Column, Op, encode_key, encode_value, key_schema, value_schema
 from shopops.events.model import partition_for
-from shopops.simulator.model import SCHEMA_CHANGE_BY_TABLE, TABLES, SchemaChange, SimulationConfig
+from shopops.simulator.model import (
+    BAD_ROWS,
+    SCHEMA_CHANGE_BY_TABLE,
+    TABLE_INDEX,
+    TABLES,
+    SchemaChange,
+    SimulationConfig,
+)
 from shopops.simulator.truth import Truth
-from shopops.simulator.world import STREAM_EMIT, Event, stable_id
+from shopops.simulator.world import STREAM_BAD, STREAM_EMIT, Event, stable_id
 
 #: The Debezium release the simulated connectors claim to be.
 CONNECTOR_VERSION = "2.7.3.Final"
@@ -138,6 +145,13 @@ class RegionEncoder:
         self.snapshot_total = 0
         self.snapshot_seen = 0
         self.events = 0
+        # Bad rows: per table index, its kinds and rates; and the rows made bad so far (a bad row
+        # stays bad: every later change of it carries the same bad value).
+        self.bad_rates: dict[int, list[tuple[str, float]]] = {
+            TABLE_INDEX[name]: kinds for name, kinds in config.bad_rows.by_table().items()
+        }
+        self.bad_keys: dict[int, dict[tuple[Any, ...], tuple[str, Any]]] = {tid: {} for tid in self.bad_rates}
+        self.n_dangling = 0
 
     def encode(self, events: list[Event], day: int) -> Batch:
         """Encode one region-day (already in event-time order) into records, duplicates and tombstones."""
@@ -147,6 +161,7 @@ class RegionEncoder:
         lsn, tx, last_group = self.lsn, self.tx, self.last_group
         region = self.region
         dup = self._duplicates(events, day)
+        bad = self._bad_draws(events, day) if self.bad_rates else None
         changes = 0
         # The generator reuses one key dict for all changes of a row, so its encoding is cached by
         # identity; the dicts stay alive (in ``events``) for as long as this cache does.
@@ -169,6 +184,18 @@ class RegionEncoder:
                     snapshot = "true"
             else:
                 snapshot = "false"
+            if bad is not None:
+                sticky = self.bad_keys.get(tid)
+                if sticky is not None:
+                    row_key = tuple(key.values())
+                    mutation = sticky.get(row_key)
+                    kind = bad[n]
+                    if mutation is None and kind is not None and after is not None:
+                        mutation = sticky[row_key] = self._inject(kind, st, key, after, ts_us)
+                    if mutation is not None:
+                        column, bad_value = mutation
+                        before = {**before, column: bad_value} if before is not None else None
+                        after = {**after, column: bad_value} if after is not None else None
             version = 2 if st.change_us is not None and ts_us >= st.change_us else 1
             view = st.views[version - 1]
             if view is not None:
@@ -227,6 +254,65 @@ class RegionEncoder:
             out[where] = rng.random(len(where)) < self.duplicate_rate
         result: list[bool] = out.tolist()
         return result
+
+    def _bad_draws(self, events: list[Event], day: int) -> list[str | None]:
+        """Which rows written for the first time (snapshot or insert) become bad, and how: drawn
+        per table from a stream of its own, so no other output depends on the bad-row rates."""
+        out: list[str | None] = [None] * len(events)
+        for tid, kinds in self.bad_rates.items():
+            where = [i for i, e in enumerate(events) if e[2] == tid and e[3] in ("r", "c")]
+            if not where:
+                continue
+            rng = np.random.default_rng([self.seed, stable_id(self.region), STREAM_BAD, day, tid])
+            draws = rng.random(len(where)).tolist()
+            for kind, _ in kinds:
+                self.truth.exposures[kind] += len(where)
+            for i, u in zip(where, draws, strict=True):
+                edge = 0.0
+                for kind, rate in kinds:
+                    edge += rate
+                    if u < edge:
+                        out[i] = kind
+                        break
+        return out
+
+    def _inject(
+        self, kind: str, st: TopicState, key: dict[str, Any], after: dict[str, Any], ts_us: int
+    ) -> tuple[str, Any]:
+        """The bad value of a row (``column``, value); recorded in the ground truth."""
+        spec = BAD_ROWS[kind]
+        good = after.get(spec.column)
+        value: Any
+        if kind == "bad_null_required":
+            value = None
+        elif kind == "bad_malformed_email":
+            value = str(good).replace("@", ".at.")
+        elif kind == "bad_out_of_range_weight":
+            value = 999.0
+        elif kind == "bad_negative_quantity":
+            value = -abs(int(good)) if good else -1
+        elif kind == "bad_negative_price":
+            value = f"-{good}"
+        elif kind == "bad_dangling_reference":
+            self.n_dangling += 1
+            value = f"{self.region}-o-9{self.n_dangling:08d}"
+        else:
+            value = "in_limbo"
+        self.truth.pain(
+            kind,
+            self.region,
+            st.topic,
+            key,
+            ts_us,
+            True,
+            order_id=after.get("order_id") if kind != "bad_dangling_reference" else value,
+            table=spec.table,
+            column=spec.column,
+            check=spec.check,
+            good_value=good,
+            bad_value=value,
+        )
+        return spec.column, value
 
     def _track(
         self, st: TopicState, key: dict[str, Any], key_bytes: bytes, ts_ms: int, version: int, records: int

@@ -152,6 +152,80 @@ class PainRates(_Validated):
         return {name: float(getattr(self, name)) * multiplier for name in type(self).model_fields}
 
 
+#: Kinds of injected bad rows (data-quality defects), as they appear in ``pains.parquet``.
+BAD_ROW_KINDS: tuple[str, ...] = (
+    "bad_null_required",
+    "bad_malformed_email",
+    "bad_out_of_range_weight",
+    "bad_negative_quantity",
+    "bad_negative_price",
+    "bad_dangling_reference",
+    "bad_unknown_status",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BadRowKind:
+    """Where a kind of bad row is injected, and the data-contract check that must catch it."""
+
+    kind: str
+    table: str  # ``database.table``
+    column: str
+    check: str
+
+
+#: Each kind of bad row: the table (only tables the reconciliation does not read), the column
+#: made bad, and the name of the check of its contract (``contracts/``) that catches it.
+BAD_ROWS: dict[str, BadRowKind] = {
+    b.kind: b
+    for b in (
+        BadRowKind("bad_null_required", "shop.customers", "email", "email.required"),
+        BadRowKind("bad_malformed_email", "shop.customers", "email", "email.pattern"),
+        BadRowKind("bad_out_of_range_weight", "shop.products", "weight_kg", "weight_kg.range"),
+        BadRowKind("bad_negative_quantity", "shop.order_lines", "quantity", "quantity.range"),
+        BadRowKind("bad_negative_price", "shop.order_lines", "unit_price", "unit_price_not_negative"),
+        BadRowKind("bad_dangling_reference", "shop.order_lines", "order_id", "order_id.references"),
+        BadRowKind("bad_unknown_status", "logistics.shipment_events", "status", "status_accepted_values"),
+    )
+}
+
+
+class BadRowRates(_Validated):
+    """How often each kind of bad row is injected: a probability per row written for the first time
+    (snapshot or insert) into the kind's table. Zero by default: the ground truth of the default
+    worlds holds only the business pains. A bad row stays bad: later changes of the row carry it."""
+
+    #: ``shop.customers``: ``email`` is null although required.
+    bad_null_required: float = Field(default=0.0, ge=0, le=1)
+    #: ``shop.customers``: ``email`` loses its ``@``.
+    bad_malformed_email: float = Field(default=0.0, ge=0, le=1)
+    #: ``shop.products``: ``weight_kg`` is 999.0 (above the contract's 100 kg).
+    bad_out_of_range_weight: float = Field(default=0.0, ge=0, le=1)
+    #: ``shop.order_lines``: ``quantity`` is negative.
+    bad_negative_quantity: float = Field(default=0.0, ge=0, le=1)
+    #: ``shop.order_lines``: ``unit_price`` is negative.
+    bad_negative_price: float = Field(default=0.0, ge=0, le=1)
+    #: ``shop.order_lines``: ``order_id`` names an order that does not exist.
+    bad_dangling_reference: float = Field(default=0.0, ge=0, le=1)
+    #: ``logistics.shipment_events``: ``status`` is a value no carrier uses.
+    bad_unknown_status: float = Field(default=0.0, ge=0, le=1)
+
+    @classmethod
+    def every(cls, rate: float) -> BadRowRates:
+        """The same rate for every kind."""
+        rates: BadRowRates = cls(**dict.fromkeys(BAD_ROW_KINDS, rate))
+        return rates
+
+    def by_table(self) -> dict[str, list[tuple[str, float]]]:
+        """Per table, its kinds and their rates (kinds with a zero rate left out)."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        for kind in BAD_ROW_KINDS:
+            rate = float(getattr(self, kind))
+            if rate > 0:
+                out.setdefault(BAD_ROWS[kind].table, []).append((kind, rate))
+        return out
+
+
 class SimulationConfig(_Validated):
     """What to simulate. Invalid values raise :class:`SimulationConfigError` naming the field."""
 
@@ -173,6 +247,8 @@ class SimulationConfig(_Validated):
     rate_multiplier: float = Field(default=1.0, ge=0)
     #: Apply the four scheduled schema changes (see :data:`SCHEMA_CHANGES`).
     schema_changes: bool = True
+    #: Bad rows injected for the data contracts to catch (none by default).
+    bad_rows: BadRowRates = BadRowRates()
 
     @field_validator("regions", mode="before")
     @classmethod
@@ -194,6 +270,18 @@ class SimulationConfig(_Validated):
                 ) from None
         return value
 
+    @field_validator("bad_rows", mode="before")
+    @classmethod
+    def _bad_rows(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            try:
+                return BadRowRates(**value)
+            except SimulationConfigError as exc:  # name the nested fields as ``bad_rows.<kind>``
+                raise SimulationConfigError(
+                    [(f"bad_rows.{name}", message) for name, message in exc.problems]
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _rates_in_range(self) -> SimulationConfig:
         rates = self.rates.effective(self.rate_multiplier)
@@ -208,6 +296,17 @@ class SimulationConfig(_Validated):
                     )
                 )
         exclusive = sum(rates[name] for name in EXCLUSIVE_PAYMENT_PAINS)
+        per_table = self.bad_rows.by_table()
+        for table_name, kinds in per_table.items():
+            total = sum(rate for _, rate in kinds)
+            if total > 1:
+                problems.append(
+                    (
+                        "bad_rows",
+                        f"the bad-row rates of {table_name} ({', '.join(k for k, _ in kinds)}) add up to "
+                        f"{total:.4g}; a row gets at most one of them, so keep the sum <= 1",
+                    )
+                )
         if exclusive > 1:
             problems.append(
                 (

@@ -17,9 +17,11 @@ from shopops.events.model import OutgoingRecord
 from shopops.events.port import EventLog
 from shopops.simulator.encoding import Batch
 from shopops.simulator.model import (
+    BAD_ROW_KINDS,
     PAIN_KINDS,
     SCHEMA_CHANGES,
     TABLES,
+    BadRowRates,
     PainRates,
     SimulationConfig,
     SimulationConfigError,
@@ -27,6 +29,7 @@ from shopops.simulator.model import (
 from shopops.simulator.pipeline import Outcome, Simulation, run_in_child
 
 __all__ = [
+    "BadRowRates",
     "PainRates",
     "SimulationConfig",
     "SimulationConfigError",
@@ -159,8 +162,9 @@ def _report(config: SimulationConfig, outcome: Outcome, truth_dir: Path, started
     """Write the ground truth and describe the run."""
     truth, per_topic = outcome.truth, outcome.per_topic
     events = sum(per_topic.values())
-    pains = {kind: truth.pain_counts[kind] for kind in PAIN_KINDS if truth.pain_counts[kind]}
-    exposures = {kind: truth.exposures[kind] for kind in PAIN_KINDS if truth.exposures[kind]}
+    kinds = (*PAIN_KINDS, *BAD_ROW_KINDS)
+    pains = {kind: truth.pain_counts[kind] for kind in kinds if truth.pain_counts[kind]}
+    exposures = {kind: truth.exposures[kind] for kind in kinds if truth.exposures[kind]}
     orders = truth.rows("fraud_truth")
     manifest = {
         "config": config.model_dump(mode="json"),

@@ -33,6 +33,8 @@ STREAM_WORLD = 0
 STREAM_DAY = 1
 STREAM_EMIT = 2
 STREAM_FX = 3
+#: Bad rows for the data contracts (a stream of its own: no other table changes with its rates).
+STREAM_BAD = 4
 
 
 def stable_id(text: str) -> int:

@@ -1,0 +1,1 @@
+"""Fulfillment: shipment ETA (P50 and P90 delivery hours) served online."""

@@ -1,0 +1,630 @@
+"""Silver: the current state of every CDC table per primary key, one Iceberg table per region.
+
+``silver.<region>__<db>__<table>`` holds one row per key: the latest after-image of inserts,
+updates and snapshot reads, typed from the Debezium Connect schema, plus metadata columns
+``_region``, ``_key`` (the record key as canonical JSON), ``_op``, ``_lsn`` (``source.lsn``),
+``_source_ts_ms``, ``_partition`` and ``_offset`` (where the event sits in the log). A delete (or
+a tombstone) leaves a *delete marker*: the key with ``_op = 'd'`` and no data, so that a late,
+older event cannot bring the row back; readers (:func:`read_silver`, the Ibis views, ``shopops
+lake show``) leave markers out.
+
+Order per key: an event replaces a key's state only if it is newer — by ``source.lsn`` when both
+carry one (a duplicate with the same LSN, or a replayed older event, is a no-op), else by offset
+in the key's partition (a key always lands in one partition), else by source time. This holds
+inside a batch and against what the table already holds.
+
+Exactly once, as for bronze: the table is built from the event log in micro-batches, and the
+next offset of every partition is written in the summary of the snapshot that applied the batch
+(``shopops.offsets``), in the same catalog commit as the data. The merge is copy-on-write on
+Iceberg commits: the data files holding keys the batch changes are rewritten without those rows,
+together with the batch's new rows, into one file; files no key of the batch is in stay. The
+keys and positions of every live data file are kept in memory (data files never change), so a
+batch finds the files it touches without reading them.
+
+Checks: before a batch is applied, the typed after-images of its ``c``/``u``/``r`` events go to an
+optional :class:`~shopops.lake.checks.BatchChecker`; only the rows it passes are applied, the
+rows it rejects go to ``quarantine.<region>__<db>__<table>`` (see :mod:`shopops.lake.quarantine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from prometheus_client import Counter
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import AlwaysTrue, NotEqualTo
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, schema_to_pyarrow
+from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
+from pyiceberg.table import FileScanTask, Table
+from pyiceberg.types import NestedField
+
+from shopops.core.errors import InvalidInputError, NotFoundError
+from shopops.core.logging import get_logger
+from shopops.events.model import Record
+from shopops.lake.changes import (
+    TOMBSTONE,
+    ChangeBatch,
+    ChangeDecoder,
+    ConversionError,
+    SourceColumn,
+    arrow_type,
+    column_pieces,
+    key_source,
+    reduce_per_key,
+    to_arrow,
+)
+from shopops.lake.checks import BatchChecker
+from shopops.lake.evolution import FIRST_METADATA, METADATA, Evolution, resolve_all
+from shopops.lake.tables import (
+    Transaction,
+    OFFSETS_PROPERTY,
+    TABLE_PROPERTIES,
+    expire_old_snapshots,
+    offsets_of,
+    offsets_property,
+    open_or_create,
+)
+
+log = get_logger("shopops.lake.silver")
+
+NAMESPACE = "silver"
+#: Columns of the in-memory index of a data file.
+INDEX_COLUMNS = ("_key", "_lsn", "_partition", "_offset", "_source_ts_ms", "_op")
+_ROW_OPS = ("c", "u", "r")
+_DATASET = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
+
+APPLIED = Counter(
+    "shopops_lake_silver_events_total",
+    "Change events read into silver, by table and outcome (applied, superseded, skipped, quarantined)",
+    ["table", "outcome"],
+)
+SCHEMA_CHANGES = Counter(
+    "shopops_lake_schema_changes_total", "Silver schema changes (columns added or promoted)", ["table"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicParts:
+    region: str
+    database: str
+    table: str
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.database}.{self.table}"
+
+
+def topic_parts(topic: str) -> TopicParts | None:
+    """``vn.shop.orders`` -> region ``vn``, dataset ``shop.orders``; ``None`` if not a CDC topic."""
+    parts = topic.split(".")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return TopicParts(*parts)
+
+
+def table_name(topic: str, namespace: str = NAMESPACE) -> str:
+    """``vn.shop.orders`` -> ``silver.vn__shop__orders`` (Iceberg identifiers take no dots)."""
+    return f"{namespace}.{topic.replace('.', '__')}"
+
+
+def _metadata_schema() -> Schema:
+    return Schema(
+        *(
+            NestedField(i, name, kind, required=name == "_key")
+            for i, (name, kind) in enumerate(METADATA, start=1)
+        )
+    )
+
+
+class SilverTable:
+    """The silver table of one CDC topic: its committed position, and batches merged into it."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        topic: str,
+        *,
+        checker: BatchChecker | None = None,
+        max_files: int = 16,
+        keep_snapshots: int = 10,
+    ) -> None:
+        parts = topic_parts(topic)
+        if parts is None:
+            raise InvalidInputError(
+                f"topic {topic!r} is not a CDC topic <region>.<database>.<table>",
+                hint="silver tables are built from CDC topics only",
+            )
+        self.catalog = catalog
+        self.topic = topic
+        self.parts = parts
+        self.name = table_name(topic)
+        self.checker = checker
+        self.max_files = max_files
+        self.keep_snapshots = keep_snapshots
+        self.decoder = ChangeDecoder()
+        self.table: Table = open_or_create(catalog, self.name, _metadata_schema())
+        if any(self.table.properties.get(k) != v for k, v in TABLE_PROPERTIES.items()):
+            with self.table.transaction() as tx:
+                tx.set_properties(TABLE_PROPERTIES)
+        self._quarantine: Any = None
+        self._files: list[DataFile] = []
+        self._files_snapshot: int | None = -1
+        self._index: dict[str, pa.Table] = {}
+
+    @property
+    def quarantine(self) -> Any:
+        """The quarantine table of this topic (opened on first use)."""
+        if self._quarantine is None:
+            from shopops.lake.quarantine import QuarantineTable
+
+            self._quarantine = QuarantineTable(self.catalog, self.topic)
+        return self._quarantine
+
+    def committed_offsets(self) -> dict[int, int]:
+        """Per partition, the next offset to apply (what the current snapshot says)."""
+        return offsets_of(self.table)
+
+    def refresh(self) -> None:
+        self.table = self.catalog.load_table(self.name)
+
+    # -- one batch --
+
+    def write(self, records: Sequence[Record], offsets: dict[int, int]) -> int:
+        """Apply ``records`` (one topic, log order) and move the position to ``offsets``, in one
+        commit. Returns the rows written (new states and delete markers).
+
+        Raises ``CommitFailedException`` when another worker committed first; the caller then
+        refreshes and reads again from the new position.
+        """
+        batch = self.decoder.decode(records)
+        self._report_skipped(batch.skipped)
+        excluded: set[int] = set()
+        if self.checker is not None:
+            excluded = self._check(batch, offsets)
+        while True:
+            winners, inherited = reduce_per_key(batch, excluded)
+            try:
+                rows, tombstone = self._typed(batch, winners, inherited)
+            except ConversionError as exc:
+                excluded.update(self._bad(batch, winners, exc))
+                continue
+            break
+        written = self._merge(rows, tombstone, offsets)
+        APPLIED.labels(self.name, "applied").inc(written)
+        APPLIED.labels(self.name, "superseded").inc(len(batch) - written - len(excluded))
+        return written
+
+    def _report_skipped(self, skipped: list[tuple[int, int, str]]) -> None:
+        if not skipped:
+            return
+        APPLIED.labels(self.name, "skipped").inc(len(skipped))
+        for partition, offset, reason in skipped[:3]:
+            log.warning(
+                "change event skipped", table=self.name, partition=partition, offset=offset, reason=reason
+            )
+
+    def _bad(self, batch: ChangeBatch, indices: list[int], exc: ConversionError) -> set[int]:
+        """Events whose values do not fit their column: skipped (they stay in bronze), reported."""
+        bad = {indices[p] for p in exc.rows} if exc.rows else set(indices)
+        self._report_skipped([(batch.partitions[i], batch.offsets[i], str(exc)) for i in sorted(bad)])
+        return bad
+
+    def _check(self, batch: ChangeBatch, offsets: dict[int, int]) -> set[int]:
+        """Run the checker on the batch's after-images; quarantine what it rejects. Returns the
+        rejected (and malformed) events, which are then not applied."""
+        assert self.checker is not None
+        excluded: set[int] = set()
+        rows_at = [i for i, op in enumerate(batch.ops) if op in _ROW_OPS]
+        while True:
+            indices = [i for i in rows_at if i not in excluded]
+            if not indices:
+                return excluded
+            try:
+                rows, _ = self._typed(batch, indices, {})
+            except ConversionError as exc:
+                excluded.update(self._bad(batch, indices, exc))
+                continue
+            break
+        verdict = self.checker.check_batch(self.parts.dataset, rows)
+        rejected = verdict.rejected
+        if rejected.num_rows == 0:
+            return excluded
+        at = {(batch.partitions[i], batch.offsets[i]): i for i in indices}
+        for p, o in zip(
+            rejected.column("_partition").to_pylist(), rejected.column("_offset").to_pylist(), strict=True
+        ):
+            if (p, o) in at:
+                excluded.add(at[(p, o)])
+        self.quarantine.append(rejected, offsets)
+        APPLIED.labels(self.name, "quarantined").inc(rejected.num_rows)
+        return excluded
+
+    # -- typing --
+
+    def _key_names(self, batch: ChangeBatch, indices: list[int]) -> list[str]:
+        schema = self.table.schema()
+        names = list(schema.identifier_field_names())
+        if names:
+            # identifier_field_names is a set: keep the table's column order.
+            return [f.name for f in schema.fields if f.name in names]
+        seen: dict[str, None] = {}
+        for i in indices:
+            seen.update(dict.fromkeys(batch.key_rows[i]))
+        return list(seen)
+
+    def _typed(
+        self, batch: ChangeBatch, indices: list[int], inherited: dict[int, int | None]
+    ) -> tuple[pa.Table, pa.Array]:
+        """Events ``indices`` as rows of the table's Arrow schema (evolving the table's schema
+        first if they need it), and which of them are tombstones to resolve against the table."""
+        n = len(indices)
+        keys = self._key_names(batch, indices)
+        row_positions = [p for p, i in enumerate(indices) if batch.ops[i] in _ROW_OPS]
+        pieces = column_pieces(batch, self.decoder, [indices[p] for p in row_positions], frozenset(keys))
+        key_values = {name: [batch.key_rows[i].get(name) for i in indices] for name in keys}
+        key_sources = {name: key_source(name, self.decoder, key_values[name]) for name in keys}
+        schema = self.table.schema()
+        current: dict[str, Any] = {f.name: f.field_type for f in schema.fields}
+        empty = self._row_count() == 0
+        targets, evolution = resolve_all(
+            current,
+            [(k, s.type) for k, s in key_sources.items()],
+            [(c.name, c.type) for c, _ in pieces],
+            empty=empty,
+        )
+        if evolution:
+            self._evolve(evolution)
+        arrow_schema = schema_to_pyarrow(self.table.schema(), include_field_ids=False)
+        columns: dict[str, pa.Array] = {}
+        for name in keys:
+            target = targets[(name, key_sources[name].type)]
+            columns[target] = _key_array(key_values[name], key_sources[name], arrow_schema.field(target).type)
+        for column, values in pieces:
+            target = targets[(column.name, column.type)]
+            array = to_arrow(values, column, arrow_schema.field(target).type)
+            if len(row_positions) != n:
+                array = _spread(array, row_positions, n)
+            columns[target] = pc.coalesce(columns[target], array) if target in columns else array
+        ops = [batch.ops[i] for i in indices]
+        meta = {
+            "_region": pa.repeat(pa.scalar(self.parts.region, pa.large_string()), n),
+            "_key": pa.array([batch.keys[i] for i in indices], pa.large_string()),
+            "_op": pa.array(["d" if op == TOMBSTONE else op for op in ops], pa.large_string()),
+            "_lsn": pa.array([inherited.get(i, batch.lsns[i]) for i in indices], pa.int64()),
+            "_source_ts_ms": pa.array([batch.ts_ms[i] for i in indices], pa.int64()),
+            "_partition": pa.array([batch.partitions[i] for i in indices], pa.int32()),
+            "_offset": pa.array([batch.offsets[i] for i in indices], pa.int64()),
+        }
+        columns.update(meta)
+        arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in arrow_schema]
+        table = pa.Table.from_arrays(arrays, schema=arrow_schema)
+        tombstone = pa.array(
+            [op == TOMBSTONE and i not in inherited for op, i in zip(ops, indices, strict=True)]
+        )
+        return table, tombstone
+
+    def _row_count(self) -> int:
+        snapshot = self.table.current_snapshot()
+        if snapshot is None or snapshot.summary is None:
+            return 0
+        return int(snapshot.summary.additional_properties.get("total-records", 0) or 0)
+
+    def _evolve(self, evolution: Evolution) -> None:
+        """Apply schema changes in one commit (a concurrent identical change fails the commit:
+        the batch is then retried from the new state)."""
+        with self.table.update_schema(allow_incompatible_changes=bool(evolution.keys)) as update:
+            for name, kind in evolution.keys:
+                update.add_column(name, kind, required=True)
+            for name, _ in reversed(evolution.keys):
+                update.move_first(name)
+            if evolution.keys:
+                update.set_identifier_fields(*[n for n, _ in evolution.keys])
+            for name, kind in evolution.add:
+                update.add_column(name, kind)
+                update.move_before(name, FIRST_METADATA)
+            for name, kind in evolution.widen:
+                update.update_column(name, kind)
+        SCHEMA_CHANGES.labels(self.name).inc()
+        log.info("silver schema evolved", table=self.name, changes=evolution.describe())
+
+    # -- merge --
+
+    def _live_files(self) -> list[DataFile]:
+        snapshot = self.table.current_snapshot()
+        snapshot_id = snapshot.snapshot_id if snapshot else None
+        if snapshot_id != self._files_snapshot:
+            self._files = [t.file for t in self.table.scan().plan_files()] if snapshot else []
+            self._files_snapshot = snapshot_id
+            live = {f.file_path for f in self._files}
+            self._index = {p: t for p, t in self._index.items() if p in live}
+        return self._files
+
+    def _file_index(self, files: list[DataFile]) -> pa.Table | None:
+        """Keys and positions of every row of ``files`` (cached per file), with ``__file``."""
+        parts = []
+        projection = self.table.schema().select(*INDEX_COLUMNS)
+        for number, data_file in enumerate(files):
+            index = self._index.get(data_file.file_path)
+            if index is None:
+                index = ArrowScan(self.table.metadata, self.table.io, projection, AlwaysTrue()).to_table(
+                    [FileScanTask(data_file)]
+                )
+                index = index.select(list(INDEX_COLUMNS))
+                self._index[data_file.file_path] = index
+            parts.append(
+                index.append_column("__file", pa.repeat(pa.scalar(number, pa.int32()), index.num_rows))
+            )
+        if not parts:
+            return None
+        return pa.concat_tables(parts).rename_columns(
+            ["_key", "e_lsn", "e_partition", "e_offset", "e_ts", "e_op", "__file"]
+        )
+
+    def _merge(self, rows: pa.Table, tombstone: pa.Array, offsets: dict[int, int]) -> int:
+        files = self._live_files()
+        index = self._file_index(files)
+        if rows.num_rows and index is not None:
+            applied, lsn, touched = _decide(rows, tombstone, index)
+            rows = rows.take(applied)
+            rows = rows.set_column(rows.schema.get_field_index("_lsn"), "_lsn", lsn)
+        elif rows.num_rows:
+            keep = pc.invert(tombstone)  # a tombstone of a key the table never held changes nothing
+            rows = rows.filter(keep)
+            touched = []
+        else:
+            touched = []
+        affected = [files[i] for i in touched]
+        if len(files) - len(affected) + 1 > self.max_files:
+            affected = list(files)  # compaction: everything into one file
+        content = rows
+        if affected:
+            changed = rows.column("_key")
+            kept = [
+                self._read(f).filter(pc.invert(pc.is_in(self._read_keys(f), value_set=changed)))
+                for f in affected
+            ]
+            content = pa.concat_tables([*kept, rows])
+        self._commit(content, affected, offsets)
+        return int(rows.num_rows)
+
+    def _read(self, data_file: DataFile) -> pa.Table:
+        schema = self.table.schema()
+        table = ArrowScan(self.table.metadata, self.table.io, schema, AlwaysTrue()).to_table(
+            [FileScanTask(data_file)]
+        )
+        return table.cast(schema_to_pyarrow(schema, include_field_ids=False))
+
+    def _read_keys(self, data_file: DataFile) -> pa.ChunkedArray:
+        return self._index[data_file.file_path].column("_key")
+
+    def _commit(self, content: pa.Table, affected: list[DataFile], offsets: dict[int, int]) -> None:
+        written: list[DataFile] = []
+        try:
+            with Transaction(self.table) as tx:
+                snapshot = tx.update_snapshot(snapshot_properties=offsets_property(offsets))
+                producer = snapshot.overwrite() if affected else snapshot.fast_append()
+                with producer:
+                    for data_file in affected:
+                        producer.delete_data_file(data_file)
+                    if content.num_rows:
+                        written = list(
+                            _dataframe_to_data_files(
+                                self.table.metadata, content, self.table.io, write_uuid=uuid.uuid4()
+                            )
+                        )
+                    for data_file in written:
+                        data_file.spec_id = self.table.metadata.default_spec_id
+                        producer.append_data_file(data_file)
+        except CommitFailedException:
+            for data_file in written:  # never referenced by any snapshot
+                with contextlib.suppress(OSError):
+                    self.table.io.delete(data_file.file_path)
+            raise
+        snapshot_now = self.table.current_snapshot()
+        gone = {f.file_path for f in affected}
+        self._files = [f for f in self._files if f.file_path not in gone] + written
+        self._files_snapshot = snapshot_now.snapshot_id if snapshot_now else None
+        for path in gone:
+            self._index.pop(path, None)
+        if len(written) == 1:
+            self._index[written[0].file_path] = content.select(list(INDEX_COLUMNS))
+        expire_old_snapshots(self.table, self.keep_snapshots)
+
+
+def _spread(array: pa.Array, positions: list[int], n: int) -> pa.Array:
+    """``array`` (one value per position) placed at ``positions`` of an ``n``-long array of nulls."""
+    index: list[int | None] = [None] * n
+    for value_at, p in enumerate(positions):
+        index[p] = value_at
+    return array.take(pa.array(index, pa.int64()))
+
+
+def _key_array(values: list[Any], source: SourceColumn, target: pa.DataType) -> pa.Array:
+    """Key values as the key column's type. Plain-JSON keys carry no logical type: an integer
+    goes into a date column as days, into a timestamp column as microseconds."""
+    if source.convert == "" and pa.types.is_date32(target) and all(isinstance(v, int) for v in values):
+        return pa.array(values, pa.int32()).cast(target)
+    if source.convert == "" and pa.types.is_timestamp(target) and all(isinstance(v, int) for v in values):
+        return pa.array(values, pa.int64()).cast(target)
+    array = to_arrow(values, source, arrow_type(source.type))
+    return array if array.type == target else array.cast(target)
+
+
+def _decide(rows: pa.Table, tombstone: pa.Array, index: pa.Table) -> tuple[pa.Array, pa.Array, list[int]]:
+    """Which rows of the batch replace the table's state (row numbers), the ``_lsn`` each then
+    carries (a tombstone takes over its key's LSN), and the data files holding replaced keys."""
+    candidates = pa.table(
+        {
+            "_key": rows.column("_key"),
+            "_lsn": rows.column("_lsn"),
+            "_partition": rows.column("_partition"),
+            "_offset": rows.column("_offset"),
+            "_source_ts_ms": rows.column("_source_ts_ms"),
+            "__tomb": tombstone,
+            "__row": pa.array(range(rows.num_rows), pa.int64()),
+        }
+    )
+    joined = candidates.join(index, keys="_key", join_type="left outer")
+    has_e = pc.is_valid(joined.column("__file"))
+    lsn, e_lsn = joined.column("_lsn"), joined.column("e_lsn")
+    both = pc.and_kleene(pc.is_valid(lsn), pc.is_valid(e_lsn))
+    newer = pc.if_else(
+        both,
+        pc.greater(lsn, e_lsn),
+        pc.if_else(
+            pc.equal(joined.column("_partition"), joined.column("e_partition")),
+            pc.greater(joined.column("_offset"), joined.column("e_offset")),
+            pc.greater_equal(joined.column("_source_ts_ms"), joined.column("e_ts")),
+        ),
+    )
+    tomb = joined.column("__tomb")
+    live = pc.and_kleene(has_e, pc.not_equal(joined.column("e_op"), "d"))
+    apply = pc.if_else(has_e, newer, pc.invert(tomb))
+    apply = pc.fill_null(pc.and_kleene(apply, pc.or_kleene(pc.invert(tomb), live)), False)
+    chosen = joined.filter(apply)
+    fixed_lsn = pc.if_else(chosen.column("__tomb"), chosen.column("e_lsn"), chosen.column("_lsn"))
+    order = pc.sort_indices(chosen.column("__row"))
+    chosen = chosen.take(order)
+    fixed_lsn = fixed_lsn.take(order)
+    touched = pc.unique(chosen.column("__file").drop_null()).to_pylist()
+    return chosen.column("__row"), fixed_lsn.combine_chunks(), sorted(touched)
+
+
+# --- readers -------------------------------------------------------------------------------------------
+
+
+def dataset_tables(catalog: Catalog, dataset: str, namespace: str = NAMESPACE) -> dict[str, str]:
+    """Region -> table name of the ``dataset`` (``<db>.<table>``) tables in ``namespace``."""
+    if not _DATASET.match(dataset):
+        raise InvalidInputError(
+            f"dataset {dataset!r} is not <database>.<table>", hint="e.g. shop.orders or payments.payments"
+        )
+    suffix = "__" + dataset.replace(".", "__")
+    if namespace not in {n[0] for n in catalog.list_namespaces()}:
+        return {}
+    out: dict[str, str] = {}
+    for identifier in catalog.list_tables(namespace):
+        name = identifier[-1]
+        if name.endswith(suffix) and name.count("__") == 2:
+            out[name[: -len(suffix)]] = f"{namespace}.{name}"
+    return dict(sorted(out.items()))
+
+
+def read_silver(catalog: Catalog, dataset: str, regions: list[str] | None = None) -> pa.Table:
+    """The current rows of ``dataset`` (``<db>.<table>``, e.g. ``shop.orders``) over ``regions``
+    (default: every region with a silver table), one table with a ``_region`` column.
+
+    Delete markers are left out. Regions may differ in columns (one region's table may have
+    evolved further): missing columns are null, and a column promoted in one region is promoted
+    in the result. Raises :class:`NotFoundError` if none of the asked regions has the dataset.
+    """
+    tables = dataset_tables(catalog, dataset)
+    wanted = sorted(set(regions)) if regions is not None else list(tables)
+    present = [r for r in wanted if r in tables]
+    if not present:
+        known = ", ".join(tables) or "none"
+        asked = f" for region(s) {', '.join(wanted)}" if regions is not None else ""
+        raise NotFoundError(
+            f"no silver table of {dataset}{asked} (regions with one: {known})",
+            hint="run `shopops lake ingest` to build silver from the CDC topics",
+            dataset=dataset,
+        )
+    parts = [
+        catalog.load_table(tables[region]).scan(row_filter=NotEqualTo(term="_op", value="d")).to_arrow()
+        for region in present
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return unify(parts)
+
+
+def unify(parts: list[pa.Table]) -> pa.Table:
+    """One table from tables of the same dataset whose columns may differ in type.
+
+    Regions' tables differ when one topic carries Connect schemas and another plain JSON (no
+    logical types: timestamps and dates stay integers), or when one has been promoted further:
+    an integer meets a timestamp as microseconds (Debezium's ``MicroTimestamp``) and a date as
+    days; integers meet floating point as double; anything else meets as text.
+    """
+    kinds: dict[str, list[pa.DataType]] = {}
+    for part in parts:
+        for f in part.schema:
+            kinds.setdefault(f.name, []).append(f.type)
+    common = {name: _common_type(types) for name, types in kinds.items()}
+    cast = []
+    for part in parts:
+        arrays = []
+        for name, kind in common.items():
+            if name not in part.column_names:
+                arrays.append(pa.nulls(part.num_rows, kind))
+                continue
+            column = part.column(name)
+            if column.type != kind:
+                if pa.types.is_integer(column.type) and pa.types.is_date32(kind):
+                    column = column.cast(pa.int32())
+                column = column.cast(kind)
+            arrays.append(column)
+        cast.append(pa.Table.from_arrays(arrays, names=list(common)))
+    return pa.concat_tables(cast)
+
+
+def _common_type(types: list[pa.DataType]) -> pa.DataType:
+    distinct = list(dict.fromkeys(types))
+    if len(distinct) == 1:
+        return distinct[0]
+    if all(pa.types.is_integer(t) for t in distinct):
+        return pa.int64()
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in distinct):
+        return pa.float64()
+    for special in (pa.types.is_timestamp, pa.types.is_date32):
+        chosen = [t for t in distinct if special(t)]
+        if chosen and all(special(t) or pa.types.is_integer(t) for t in distinct):
+            return chosen[0]
+    return pa.large_string()
+
+
+def reference_lookup(catalog: Catalog) -> Callable[[str], pa.Table | None]:
+    """Silver as the reference data of checks (foreign keys): dataset -> its rows in every
+    region, ``None`` while it has no silver table."""
+
+    def lookup(dataset: str) -> pa.Table | None:
+        try:
+            return read_silver(catalog, dataset)
+        except NotFoundError:
+            return None
+
+    return lookup
+
+
+def list_datasets(catalog: Catalog, namespace: str = NAMESPACE) -> dict[str, list[str]]:
+    """Dataset -> regions of the tables in ``namespace``."""
+    if namespace not in {n[0] for n in catalog.list_namespaces()}:
+        return {}
+    out: dict[str, list[str]] = {}
+    for identifier in catalog.list_tables(namespace):
+        parts = identifier[-1].split("__")
+        if len(parts) == 3:
+            out.setdefault(f"{parts[1]}.{parts[2]}", []).append(parts[0])
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+__all__ = [
+    "NAMESPACE",
+    "OFFSETS_PROPERTY",
+    "SilverTable",
+    "dataset_tables",
+    "list_datasets",
+    "read_silver",
+    "reference_lookup",
+    "table_name",
+    "topic_parts",
+]

@@ -1,0 +1,1 @@
+"""MLOps: the feature store, experiment tracking and model registry, training, promotion, serving."""

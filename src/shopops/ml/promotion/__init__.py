@@ -1,0 +1,1 @@
+"""Promotion: gates, the Cedar policy decision, the champion alias, the audit record, model cards."""

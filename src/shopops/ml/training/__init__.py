@@ -1,0 +1,1 @@
+"""Training pipelines: reproducible from a seed, scored against the simulator's truth, logged to MLflow."""

@@ -1,0 +1,146 @@
+"""The results store on PostgreSQL, shared by every process of the platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from shopops.core.errors import BackendUnavailableError
+from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
+from shopops.quality.backends._sql import (
+    ddl,
+    failure_params,
+    failure_row,
+    first_per_dataset,
+    inserts,
+    result_params,
+    result_row,
+    run_filters,
+    run_params,
+    run_row,
+    select_latest,
+    select_results,
+    select_run,
+    select_runs,
+)
+from shopops.quality.model import RunRecord
+from shopops.quality.port import ResultsStore
+
+INSERT_RUN, INSERT_RESULT, INSERT_FAILURE = inserts("%s")
+
+
+class PostgresResultsConfig(PostgresStoreConfig):
+    schema_name: str = "quality"
+    pool_max_size: int = 4
+
+
+class _Errors:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, psycopg.OperationalError):
+            raise BackendUnavailableError(
+                f"PostgreSQL for the quality results cannot be used: {exc}",
+                hint="start PostgreSQL and check quality.store.dsn",
+            ) from exc
+
+
+class PostgresResultsStore(ResultsStore):
+    """Runs, results and failing rows in PostgreSQL; one transaction per run."""
+
+    Config = PostgresResultsConfig
+
+    def __init__(self, config: PostgresResultsConfig, home: Path | None = None) -> None:
+        try:
+            with psycopg.connect(
+                config.dsn, connect_timeout=config.connect_timeout_s, autocommit=True
+            ) as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema_name}"')
+                conn.execute(f'SET search_path TO "{config.schema_name}"')
+                for statement in ddl("BIGINT", "DOUBLE PRECISION"):
+                    conn.execute(statement)
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailableError(
+                f"cannot connect to PostgreSQL for the quality results ({describe_dsn(config.dsn)}): {exc}",
+                hint="start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) and check quality.store.dsn",
+            ) from exc
+        self._pool = open_pool(
+            config,
+            name="quality-results",
+            what="the quality results",
+            setting="quality.store.dsn",
+            error=BackendUnavailableError,
+        )
+
+    def record(self, run: RunRecord) -> bool:
+        with _Errors(), self._pool.connection() as conn, conn.transaction():
+            cur = conn.execute(
+                INSERT_RUN,
+                run_params(run),
+            )
+            if cur.rowcount == 0:
+                return False
+            with conn.cursor() as c:
+                c.executemany(
+                    INSERT_RESULT,
+                    result_params(run),
+                )
+                failures = failure_params(run)
+                if failures:
+                    c.executemany(
+                        INSERT_FAILURE,
+                        failures,
+                    )
+            return True
+
+    def _all(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with _Errors(), self._pool.connection() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+            return rows
+
+    def runs(
+        self,
+        dataset: str | None = None,
+        *,
+        mode: str | None = None,
+        failed_only: bool = False,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        where, params = run_filters(dataset, mode, failed_only, "%s")
+        return [run_row(r) for r in self._all(select_runs(where, "%s"), [*params, limit])]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._all(select_run("%s"), (run_id,))
+        if not rows:
+            return None
+        out = run_row(rows[0])
+        results = self._all(
+            select_results("%s"),
+            (run_id,),
+        )
+        out["checks"] = [result_row(r) for r in results]
+        return out
+
+    def failures(self, run_id: str, check: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        sql = "SELECT check_name, row_key, reason FROM quality_failures WHERE run_id = %s"
+        params: list[Any] = [run_id]
+        if check is not None:
+            sql += " AND check_name = %s"
+            params.append(check)
+        sql += " ORDER BY check_name, position LIMIT %s"
+        return [failure_row(r) for r in self._all(sql, [*params, limit])]
+
+    def latest(self, mode: str | None = "table") -> list[dict[str, Any]]:
+        params = [mode, mode] if mode is not None else []
+        return first_per_dataset(
+            [run_row(r) for r in self._all(select_latest("%s", mode is not None), params)]
+        )
+
+    def ping(self) -> None:
+        self._all("SELECT 1")
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,1 @@
+"""Knowledge store backends: Qdrant in local mode (default) or a Qdrant server."""
