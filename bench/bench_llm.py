@@ -225,44 +225,52 @@ def bench_offline(answers: int) -> list[dict[str, Any]]:
             rag.ingest(REPO / "docs" / "knowledge")
             console.print(f"knowledge base ingested in {time.perf_counter() - started:.1f} s")
             gateway = build_llm(settings, rag=rag)
-            questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(answers)]
-            for q in QUESTIONS:  # warm-up: the model, the sentence cache of the first answers
+            for q in QUESTIONS:  # the model loaded, the retriever warm
                 rag.search(q)
-            search: list[float] = []
-            for q in questions:
-                t0 = time.perf_counter()
-                rag.search(q, 5)
-                search.append(time.perf_counter() - t0)
-            answer: list[float] = []
-            dont_know = 0
-            for q in questions:
+            repeats = [QUESTIONS[i % len(QUESTIONS)] for i in range(answers)]
+            search = _timed(lambda q: rag.search(q, 5), repeats)
+            dont_know: list[str] = []
+
+            def answer(q: str) -> None:
                 request = parse_chat_request(
                     {"model": "shopops-offline", "messages": [{"role": "user", "content": q}]}
                 )
-                t0 = time.perf_counter()
-                reply = gateway.chat_sync(request).completion
-                answer.append(time.perf_counter() - t0)
-                dont_know += (reply.choices[0].message.content or "").startswith(
-                    ("I don't know", "Tôi không biết")
-                )
+                reply = gateway.chat_sync(request).completion.choices[0].message.content or ""
+                if reply.startswith(("I don't know", "Tôi không biết")):
+                    dont_know.append(q)
+
+            # First time a question is asked its passages' sentences are embedded; asked again
+            # (or another question on the same passages) they come from the embedding cache.
+            cold = _timed(answer, QUESTIONS)
+            warm = _timed(answer, repeats)
             gateway.close()
         finally:
             rag.close()
-    return [
-        {
-            "path": "retrieval alone (baseline)",
-            "n": len(search),
-            "p50_ms": 1000 * percentile(search, 0.5),
-            "p95_ms": 1000 * percentile(search, 0.95),
-        },
-        {
-            "path": "offline model answer",
-            "n": len(answer),
-            "p50_ms": 1000 * percentile(answer, 0.5),
-            "p95_ms": 1000 * percentile(answer, 0.95),
-            "dont_know": dont_know,
-        },
+    rows = [
+        ("retrieval alone (baseline)", search),
+        ("offline answer, first time (sentences embedded)", cold),
+        ("offline answer, asked again (sentence cache)", warm),
     ]
+    out: list[dict[str, Any]] = [
+        {
+            "path": label,
+            "n": len(times),
+            "p50_ms": 1000 * percentile(times, 0.5),
+            "p95_ms": 1000 * percentile(times, 0.95),
+        }
+        for label, times in rows
+    ]
+    out[1]["dont_know"] = sorted(set(dont_know))
+    return out
+
+
+def _timed(call: Any, questions: list[str]) -> list[float]:
+    times = []
+    for q in questions:
+        started = time.perf_counter()
+        call(q)
+        times.append(time.perf_counter() - started)
+    return times
 
 
 def main() -> int:
@@ -304,7 +312,7 @@ def main() -> int:
     for r in results["offline"]:
         table.add_row(r["path"], str(r["n"]), f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}")
     console.print(table)
-    console.print(f"answers saying they do not know: {results['offline'][1]['dont_know']} of {args.answers}")
+    console.print(f'questions answered "I don\'t know": {results["offline"][1]["dont_know"]}')
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -358,7 +358,10 @@ def evaluate(
             settings, golden_path=golden_path, agents=agent, world_home=world, step=step, progress=advance
         )
     baseline_path = baseline or config.baseline or default_baseline_path()
-    regressions = compare(report.metrics, load_baseline(baseline_path), config.margin, config.latency_margin)
+    if write_baseline is not None and not baseline_path.is_file():
+        regressions = []  # the first baseline: nothing to compare with yet
+    else:
+        regressions = compare(report.metrics, load_baseline(baseline_path), config.margin, config.latency_margin)
     failures = report.requirement_failures()
     run_id = None
     if mlflow:

@@ -210,26 +210,25 @@ class AgentAnswer:
 
 
 _REFUSAL_CUES = (
-    "cannot help",
-    "can't help",
-    "can only",
-    "not able to",
-    "unable to",
-    "do not know",
-    "don't know",
+    "i don't know",
+    "i do not know",
+    "i cannot help",
+    "i can't help",
+    "i can only help",
+    "i am not able to",
+    "i'm not able to",
     "i could not find",
-    "not allowed",
-    "may not",
-    "không thể",
-    "không biết",
-    "chỉ có thể",
+    "tôi không biết",
+    "tôi không thể",
+    "tôi chỉ có thể",
 )
 
 
 def sounds_like_refusal(text: str) -> bool:
-    """Does an answer decline (used on answers of models the runtime did not refuse for)?"""
-    lowered = text.lower()
-    return any(cue in lowered for cue in _REFUSAL_CUES)
+    """Does an answer open by declining ("I don't know: …")? A policy quoted in an answer may say
+    "can only" or "cannot" without the answer being a refusal, so only the opening counts."""
+    opening = text.strip().lower()[:80]
+    return any(cue in opening for cue in _REFUSAL_CUES)
 
 
 # --- alerts and triage -------------------------------------------------------------------------
@@ -372,9 +371,9 @@ _NUMBERED = re.compile(r"^(\d+)[.)]\s+(.+)$")
 _BULLET = re.compile(r"^[-*]\s+(.+)$")
 
 
-def runbook_steps(text: str, limit: int = 8) -> list[str]:
+def runbook_steps(text: str, limit: int = 8, *, numbered_only: bool = False) -> list[str]:
     """The steps of a runbook passage, in order: its top-level numbered items (their wrapped lines
-    joined, sub-items folded in), else its bullets."""
+    joined, sub-items folded in), else (unless ``numbered_only``) its bullets."""
     numbered: list[str] = []
     bullets: list[str] = []
     current: list[str] | None = None
@@ -397,7 +396,7 @@ def runbook_steps(text: str, limit: int = 8) -> list[str]:
             current[-1] = f"{current[-1]} {item.group(1) if item else line}"
         else:
             current = None
-    steps = numbered or bullets
+    steps = numbered or ([] if numbered_only else bullets)
     return [re.sub(r"\s+", " ", step).strip() for step in steps[:limit]]
 
 

@@ -247,10 +247,11 @@ class AgentsService:
                 for p in found
                 if p.source == top.source
             ]
-        for passage in [*candidates, *passages]:
-            steps = runbook_steps(passage.text)
-            if len(steps) >= 2:
-                return steps, passage
+        for numbered_only in (True, False):
+            for passage in [*candidates, *passages]:
+                steps = runbook_steps(passage.text, numbered_only=numbered_only)
+                if len(steps) >= 2:
+                    return steps, passage
         return [], None
 
     @staticmethod

@@ -29,6 +29,7 @@ from shopops.catalog.model import ColumnEdge, Dataset, DatasetKind, Edge, Flow, 
 __all__ = [
     "CatalogStore",
     "ColumnEdge",
+    "LakeLineage",
     "LineageRecorder",
     "LineageTransport",
     "PendingEvent",
@@ -197,4 +198,21 @@ class LineageRecorder(Protocol):
     ) -> Run | None:
         """Record one finished run of ``job`` (START and COMPLETE, or FAIL when ``error``);
         ``output_rows`` gives the rows written per output dataset."""
+        ...
+
+
+class LakeLineage(Protocol):
+    """What the lake's ingestion worker records its lineage with (the catalog service is one)."""
+
+    def record_lake_ingest(
+        self,
+        topics: Sequence[str],
+        layers: Sequence[str] = ("bronze",),
+        *,
+        records: int | None = None,
+        job: str = "lake.ingest",
+        min_interval_s: float = 60.0,
+        lake: Any = None,
+    ) -> Run | None:
+        """Record that ``topics`` went into their tables of ``layers`` (throttled; see the service)."""
         ...

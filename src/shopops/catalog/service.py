@@ -397,7 +397,7 @@ class CatalogService:
         if progress:
             progress("register", 0, len(datasets))
         counts = self.register(datasets)
-        matched = {describe_name(d.name).logical for d in datasets}
+        matched = {describe_name(name).logical for name in self.store.dataset_names()}
         unmatched = sorted(set(contracts) - matched)
         seconds = time.perf_counter() - started
         SYNC_SECONDS.observe(seconds)

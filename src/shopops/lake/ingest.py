@@ -8,12 +8,14 @@ its part with the position it reached, so each is exactly-once on its own.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,6 +63,10 @@ class BatchResult:
 class _Batch:
     records: list[Record]
     offsets: dict[int, int]
+    #: The batch reached the end of every partition (as the log stood when it was read).
+    caught_up: bool = True
+    #: Where it was read from.
+    start: dict[int, int] | None = None
 
 
 def read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: int) -> _Batch:
@@ -77,12 +83,45 @@ def read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: in
             records.extend(chunk)
             position = chunk[-1].offset + 1
         offsets[partition] = position
-    return _Batch(records, offsets)
+    return _Batch(records, offsets, all(offsets[p] >= end for p, end in ends.items()), dict(start))
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while batches are processed.
+
+    A batch holds tens of thousands of records and decoded rows, none of them in cycles;
+    reference counting frees them. At the default thresholds the collector scans that large heap
+    again and again — half of bronze's CPU time in the benchmark. It still runs, about a hundred
+    times less often; the previous thresholds come back afterwards (unless someone else changed
+    them meanwhile: the thresholds are the process's).
+    """
+    previous = gc.get_threshold()
+    wanted = (max(previous[0], 70_000), *previous[1:])
+    gc.set_threshold(*wanted)
+    try:
+        yield
+    finally:
+        if gc.get_threshold() == wanted:
+            gc.set_threshold(*previous)
 
 
 def _lowest(positions: Sequence[dict[int, int]]) -> dict[int, int]:
     partitions = {p for position in positions for p in position}
     return {p: min(position.get(p, 0) for position in positions) for p in sorted(partitions)}
+
+
+def start_of(sinks: Sequence[Sink]) -> dict[int, int]:
+    """Where a read for ``sinks`` starts: the lowest of their committed positions."""
+    return _lowest([sink.committed_offsets() for sink in sinks])
+
+
+def _write(sink: Sink, records: list[Record], offsets: dict[int, int]) -> int | None:
+    """``sink.write``; ``None`` when another worker committed first."""
+    try:
+        return sink.write(records, offsets)
+    except CommitFailedException:
+        return None
 
 
 def ingest_topic(
@@ -92,59 +131,109 @@ def ingest_topic(
     max_records: int,
     on_batch: Callable[[BatchResult], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
+    *,
+    reader: ThreadPoolExecutor | None = None,
+    writer: ThreadPoolExecutor | None = None,
+    first: Future[_Batch] | None = None,
+    after: Callable[[], None] | None = None,
 ) -> int:
     """Catch every sink of ``topic`` up with the log, one commit per sink and batch; returns the
     records read.
 
-    The next batch is read while the current one is written and committed (Parquet encoding and
-    the catalog commit release the GIL, so the two overlap on two cores). A sink only ever
-    commits on top of the position its records were read from: after a lost commit (another
-    worker moved the table) the prefetched batch is dropped and reading starts again from the
-    new positions.
+    The next batch is read (``reader``) while the current one is written and committed; when the
+    topic is caught up, ``after`` is called instead, so that the caller can start reading the next
+    topic. The sinks write a batch side by side (all but the last one on ``writer``): Parquet
+    encoding, compression and the catalog commit release the GIL, so bronze's writing overlaps
+    silver's decoding on two cores. ``first`` is the topic's first batch, already being read.
+
+    A sink only ever commits on top of the position its records were read from: after a lost
+    commit (another worker moved the table) the prefetched batch is dropped and reading starts
+    again from the new positions.
     """
+    own_pools: list[ThreadPoolExecutor] = []
+    if reader is None:
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read")
+        own_pools.append(reader)
+    if writer is None and len(sinks) > 1:
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-write")
+        own_pools.append(writer)
+    try:
+        return _ingest(log, sinks, topic, max_records, on_batch, stop, reader, writer, first, after)
+    finally:
+        for pool in own_pools:
+            pool.shutdown()
+
+
+def _ingest(
+    log: EventLog,
+    sinks: Sequence[Sink],
+    topic: str,
+    max_records: int,
+    on_batch: Callable[[BatchResult], None] | None,
+    stop: Callable[[], bool],
+    reader: ThreadPoolExecutor,
+    writer: ThreadPoolExecutor | None,
+    first: Future[_Batch] | None,
+    after: Callable[[], None] | None,
+) -> int:
     total = 0
     conflicts = 0
     positions = {sink.name: sink.committed_offsets() for sink in sinks}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read") as pool:
-        start = _lowest(list(positions.values()))
-        batch = read_batch(log, topic, start, max_records)
-        while batch.records and not stop():
-            ahead = pool.submit(read_batch, log, topic, batch.offsets, max_records)
-            lost = False
-            written: dict[str, int] = {}
-            for sink in sinks:
-                position = positions[sink.name]
-                target = {p: max(o, position.get(p, 0)) for p, o in batch.offsets.items()}
-                if position == target:
-                    continue  # this table is already past the batch
-                if all(position.get(p, 0) == start.get(p, 0) for p in batch.offsets):
-                    records = batch.records
-                else:  # this table is ahead of the other one in some partition
-                    records = [r for r in batch.records if r.offset >= position.get(r.partition, 0)]
-                try:
-                    written[sink.name] = sink.write(records, target)
-                except CommitFailedException:
-                    lost = True
-                    sink.refresh()
-                    positions[sink.name] = sink.committed_offsets()
-                    continue
+    start = _lowest(list(positions.values()))
+    batch = first.result() if first is not None else read_batch(log, topic, start, max_records)
+    if batch.start is not None and {p: o for p, o in batch.start.items() if o} != {
+        p: o for p, o in start.items() if o
+    }:
+        batch = read_batch(log, topic, start, max_records)  # another worker moved the tables meanwhile
+    while batch.records and not stop():
+        ahead: Future[_Batch] | None = None
+        if not batch.caught_up:
+            ahead = reader.submit(read_batch, log, topic, batch.offsets, max_records)
+        elif after is not None:
+            after()
+            after = None
+        jobs: list[tuple[Sink, dict[int, int], Future[int | None] | None, int | None]] = []
+        for n, sink in enumerate(sinks):
+            position = positions[sink.name]
+            target = {p: max(o, position.get(p, 0)) for p, o in batch.offsets.items()}
+            if position == target:
+                continue  # this table is already past the batch
+            if all(position.get(p, 0) == start.get(p, 0) for p in batch.offsets):
+                records = batch.records
+            else:  # this table is ahead of the other one in some partition
+                records = [r for r in batch.records if r.offset >= position.get(r.partition, 0)]
+            if writer is not None and n < len(sinks) - 1:
+                jobs.append((sink, target, writer.submit(_write, sink, records, target), None))
+            else:
+                jobs.append((sink, target, None, _write(sink, records, target)))
+        lost = False
+        written: dict[str, int] = {}
+        for sink, target, job, result in jobs:
+            done = job.result() if job is not None else result
+            if done is None:
+                lost = True
+                sink.refresh()
+                positions[sink.name] = sink.committed_offsets()
+            else:
+                written[sink.name] = done
                 positions[sink.name] = target
-            if lost:
+        if lost:
+            if ahead is not None:
                 ahead.result()
-                conflicts += 1
-                if conflicts > 100:
-                    raise CommitFailedException(f"{topic}: 100 commits lost to other workers") from None
-                # Start again from the winners' positions, after a short random pause so that
-                # racing workers spread out.
-                time.sleep(random.random() * 0.02 * min(conflicts, 10))
-                start = _lowest(list(positions.values()))
-                batch = read_batch(log, topic, start, max_records)
-                continue
-            total += len(batch.records)
-            if on_batch is not None:
-                on_batch(BatchResult(topic, len(batch.records), batch.offsets, written))
-            start = batch.offsets
-            batch = ahead.result()
+            conflicts += 1
+            if conflicts > 100:
+                raise CommitFailedException(f"{topic}: 100 commits lost to other workers") from None
+            # Start again from the winners' positions, after a short random pause so that racing
+            # workers spread out.
+            time.sleep(random.random() * 0.02 * min(conflicts, 10))
+            start = _lowest(list(positions.values()))
+            batch = read_batch(log, topic, start, max_records)
+            continue
+        total += len(batch.records)
+        if on_batch is not None:
+            on_batch(BatchResult(topic, len(batch.records), batch.offsets, written))
+        start = batch.offsets
+        batch = ahead.result() if ahead is not None else _Batch([], batch.offsets)
     return total
 
 
@@ -202,16 +291,47 @@ class LakeIngestor:
         return self._sinks[topic]
 
     def run_once(self, progress: Callable[[BatchResult], None] | None = None) -> int:
-        """Ingest until every topic is caught up; returns the records read."""
+        """Ingest until every topic is caught up; returns the records read.
+
+        Topics are taken one after the other; the first batch of the next topic is read while the
+        last batch of the current one is written.
+        """
         total = 0
-        for topic in self.topics():
-            if self._stop.is_set():
-                break
-            sinks = self.sinks(topic)
-            if sinks:
+        topics = [t for t in self.topics() if self.sinks(t)]
+        with (
+            fewer_collections(),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read") as reader,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-write") as writer,
+        ):
+            upcoming: dict[str, Future[_Batch]] = {}
+
+            def prefetch(topic: str) -> Callable[[], None]:
+                def start() -> None:
+                    if topic not in upcoming:
+                        sinks = self.sinks(topic)
+                        upcoming[topic] = reader.submit(
+                            read_batch, self.event_log, topic, start_of(sinks), self.batch_records
+                        )
+
+                return start
+
+            for n, topic in enumerate(topics):
+                if self._stop.is_set():
+                    break
                 total += ingest_topic(
-                    self.event_log, sinks, topic, self.batch_records, progress, self._stop.is_set
+                    self.event_log,
+                    self.sinks(topic),
+                    topic,
+                    self.batch_records,
+                    progress,
+                    self._stop.is_set,
+                    reader=reader,
+                    writer=writer,
+                    first=upcoming.pop(topic, None),
+                    after=prefetch(topics[n + 1]) if n + 1 < len(topics) else None,
                 )
+            for pending in upcoming.values():
+                pending.result()
         return total
 
     def start(self) -> LakeIngestor:

@@ -99,8 +99,11 @@ _QUESTION_START = re.compile(
 )
 _LABEL = re.compile(r"(?im)^[ \t]*(question|query|context|answer|câu hỏi|ngữ cảnh|tài liệu)[ \t]*:[ \t]*")
 _DASHES = re.compile(r"\n-{5,}\n(.*?)\n-{5,}", re.S)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ỹ0-9\"'(\[])|\n+")
-_MARKDOWN = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ỹ0-9\"'(\[`*])")
+_HEADING = re.compile(r"^#{1,6}\s")
+_ITEM = re.compile(r"^\s*(?:[-*+]\s+|>\s*|\d+[.)]\s+)")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"(\*\*|__|\*)(\S(?:.*?\S)?)\1")
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ class _Sentence:
     position: int
     text: str
     relevance: float = 0.0
+    row: bool = False
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -340,12 +344,16 @@ class OfflineModel:
 
     def _from_passages(self, question: str, passages: Sequence[Any], lang: str) -> str:
         sentences = [
-            _Sentence(i, j, s) for i, p in enumerate(passages) for j, s in enumerate(split_sentences(p.text))
+            _Sentence(i, j, piece.text, row=piece.row)
+            for i, p in enumerate(passages)
+            for j, piece in enumerate(split_pieces(p.text))
         ]
         if not sentences:
             return _dont_know(question, lang)
         scores = self._relevance(question, [s.text for s in sentences])
-        scored = [_Sentence(s.passage, s.position, s.text, r) for s, r in zip(sentences, scores, strict=True)]
+        scored = [
+            _Sentence(s.passage, s.position, s.text, r, s.row) for s, r in zip(sentences, scores, strict=True)
+        ]
         best = max(s.relevance for s in scored)
         if best < self.options.min_relevance:
             return _dont_know(question, lang)
@@ -364,14 +372,14 @@ class OfflineModel:
                 break
             take(s)
         # The sentences right after the best one usually carry on its answer (the next steps of a
-        # runbook): keep them while they stay on the subject.
+        # runbook): keep them while they stay on the subject. Table rows stand alone.
         top = ranked[0]
         following = sorted(
             (s for s in scored if s.passage == top.passage and s.position > top.position),
             key=lambda s: s.position,
         )
-        for s in following[: limit - 1]:
-            if s.relevance < self.options.min_relevance / 2:
+        for s in following[: limit - 1] if not top.row else ():
+            if s.row or s.relevance < self.options.min_relevance / 2:
                 break
             take(s)
         # Read in document order within a passage, passages by their best sentence.
@@ -497,31 +505,29 @@ def split_prompt(text: str, *, context_only: bool = False) -> tuple[str, list[st
     return question, contexts
 
 
+@dataclass(frozen=True)
+class Piece:
+    """A sentence of a passage; ``row`` when it was a table row."""
+
+    text: str
+    row: bool = False
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences and list items of a passage; a table row becomes ``header: value; ...``.
+    """Sentences, list items and table rows (``header: value; ...``) of a passage."""
+    return [p.text for p in split_pieces(text)]
 
-    Markdown markers and code blocks are dropped; fragments of fewer than three words are skipped.
+
+def split_pieces(text: str) -> list[Piece]:
+    """A passage cut into what an answer can quote.
+
+    Lines wrapped inside a paragraph are joined first (documents are hard-wrapped); headings, code
+    blocks, link targets and emphasis markers are dropped; a passage cut mid-sentence (a chunk's
+    overlap) loses its leading fragment; fragments of fewer than three words are skipped.
     """
-    out: list[str] = []
+    out: list[Piece] = []
+    blocks: list[tuple[str, Any]] = []  # ("prose" | "item", lines) or ("table", rows)
     in_code = False
-    prose: list[str] = []
-    table: list[list[str]] = []
-
-    def flush_table() -> None:
-        header = table[0] if table else []
-        for row in table[1:]:
-            cells = [f"{h}: {v}" if h else v for h, v in zip(header, row, strict=False) if v]
-            if cells:
-                out.append("; ".join(cells) + ".")
-        table.clear()
-
-    def flush_prose() -> None:
-        for piece in _SENTENCE_END.split("\n".join(prose)):
-            cleaned = _MARKDOWN.sub("", piece).strip()
-            if len(cleaned.split()) >= 3:
-                out.append(cleaned)
-        prose.clear()
-
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("```"):
@@ -529,19 +535,49 @@ def split_sentences(text: str) -> list[str]:
             continue
         if in_code:
             continue
-        if stripped.startswith("|") and stripped.endswith("|"):
-            flush_prose()
-            cells = [c.strip().strip("*") for c in stripped[1:-1].split("|")]
-            if not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
-                table.append(cells)
+        kind = "table" if stripped.startswith("|") and stripped.endswith("|") else "prose"
+        if kind == "table":
+            cells = [_inline(c.strip()) for c in stripped[1:-1].split("|")]
+            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                continue
+            if blocks and blocks[-1][0] == "table":
+                blocks[-1][1].append(cells)
+            else:
+                blocks.append(("table", [cells]))
             continue
-        if table:
-            flush_table()
-        prose.append(line)
-    flush_prose()
-    if table:
-        flush_table()
+        if not stripped or _HEADING.match(stripped) or _ITEM.match(stripped):
+            # a new paragraph, heading or list item starts here
+            blocks.append(("item" if _ITEM.match(stripped) else "prose", []))
+            if not stripped or _HEADING.match(stripped):
+                continue
+        elif not blocks or blocks[-1][0] == "table":
+            blocks.append(("prose", []))
+        blocks[-1][1].append(stripped)
+    first = True
+    for kind, body in blocks:
+        if kind == "table":
+            header = body[0]
+            for row in body[1:]:
+                cells = [f"{h}: {v}" if h else v for h, v in zip(header, row, strict=False) if v]
+                if cells:
+                    out.append(Piece("; ".join(cells) + ".", row=True))
+            first = False
+            continue
+        paragraph = _inline(_ITEM.sub("", " ".join(body)))
+        if not paragraph:
+            continue
+        sentences = _SENTENCE_END.split(paragraph)
+        if first and kind == "prose" and sentences and sentences[0][:1].islower():
+            sentences = sentences[1:]  # the passage starts mid-sentence
+        first = False
+        out.extend(Piece(t.strip()) for t in sentences if len(t.split()) >= 3)
     return out
+
+
+def _inline(text: str) -> str:
+    text = _LINK.sub(r"\1", text)
+    text = _EMPHASIS.sub(r"\2", text)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def flatten(node: Any, prefix: str = "", depth: int = 0) -> list[str]:

@@ -81,8 +81,12 @@ def ray_session(address: str, num_cpus: int, home: Path) -> Iterator[Any]:
         raise BackendUnavailableError("ray is not installed", hint="pip install 'ray[tune,data]'") from exc
     started = False
     if not ray.is_initialized():
-        os.environ.setdefault("RAY_TMPDIR", str(home / "ml" / "ray"))
-        Path(os.environ["RAY_TMPDIR"]).mkdir(parents=True, exist_ok=True)
+        own = home / "ml" / "ray"
+        # Ray puts Unix sockets under its temp dir, and a socket path may not exceed 107 bytes.
+        if "RAY_TMPDIR" not in os.environ and len(str(own.resolve())) < 40:
+            os.environ["RAY_TMPDIR"] = str(own.resolve())
+        if "RAY_TMPDIR" in os.environ:
+            Path(os.environ["RAY_TMPDIR"]).mkdir(parents=True, exist_ok=True)
         # The shopops package must be importable in the workers: a local cluster shares this
         # interpreter's environment; a remote one must have shopops installed (docs/mlops.md).
         try:
