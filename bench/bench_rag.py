@@ -188,23 +188,7 @@ def bench_ingestion(tmp: Path) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--chunks", type=int, default=10_000)
-    parser.add_argument("--queries", type=int, default=3, help="times each golden question is asked")
-    parser.add_argument("--native-queries", type=int, default=20, help="questions for the slow native path")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--skip-ingest", action="store_true")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    configure_logging("WARNING")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp_name:
-        tmp = Path(tmp_name)
-        retrieval = bench_retrieval(args, tmp)
-        ingestion = None if args.skip_ingest else bench_ingestion(tmp)
+def _print_retrieval(retrieval: dict[str, Any]) -> None:
     table = Table(
         title=f"retrieval over {retrieval['chunks']:,} chunks, Qdrant local mode, {os.cpu_count()} cores "
         f"(upsert {retrieval['upsert_s']} s)"
@@ -220,6 +204,28 @@ def main() -> int:
         row = retrieval[name]
         table.add_row(label, f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}", str(row["n"]))
     console.print(table)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=3, help="times each golden question is asked")
+    parser.add_argument("--native-queries", type=int, default=20, help="questions for the slow native path")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-retrieval", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp_name:
+        tmp = Path(tmp_name)
+        retrieval = None if args.skip_retrieval else bench_retrieval(args, tmp)
+        ingestion = None if args.skip_ingest else bench_ingestion(tmp)
+    if retrieval:
+        _print_retrieval(retrieval)
     if ingestion:
         console.print(
             f"ingestion of docs/knowledge: {ingestion['chunks']} chunks in {ingestion['ingest_s']} s = "

@@ -411,7 +411,8 @@ class RaySettings(_Section):
 
 
 class RagSettings(_Section):
-    """The knowledge base: Qdrant store, chunking, hybrid-search weights, scheduled ingestion (docs/rag.md)."""
+    """The knowledge base: Qdrant store, chunking, hybrid-search weights, scheduled ingestion
+    (docs/rag.md)."""
 
     #: Unset: Qdrant local mode in ``$SHOPOPS_HOME/rag/qdrant`` (one process per folder); set: a Qdrant
     #: server shared by every process, e.g. ``http://qdrant:6333``.
@@ -421,8 +422,9 @@ class RagSettings(_Section):
     collection: str = Field(default="shopops_knowledge", pattern=r"^[A-Za-z0-9_-]{1,255}$")
     #: Seconds a call to a Qdrant server may take.
     timeout_s: float = Field(default=30.0, gt=0)
-    #: Local mode only: who scores the BM25 side. ``index``: an in-memory inverted index with the same
-    #: arithmetic (milliseconds); ``qdrant``: local mode's own sparse search (pure Python, ~2 s at 10k chunks).
+    #: Local mode only: who scores the BM25 side. ``index``: an in-memory inverted index with the
+    #: same arithmetic (milliseconds); ``qdrant``: local mode's own sparse search (pure Python,
+    #: about 0.5-2 s a query at 10k chunks).
     local_lexical: Literal["index", "qdrant"] = "index"
     #: Characters per chunk at most (sections are cut at paragraphs, then sentences) and the overlap.
     chunk_size: int = Field(default=1000, ge=200, le=20_000)

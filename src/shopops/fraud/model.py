@@ -83,7 +83,7 @@ class FraudUseCase(UseCase):
             "min_data_in_leaf": int(params["min_data_in_leaf"]),
             "feature_fraction": float(params["feature_fraction"]),
             "bagging_fraction": float(params.get("bagging_fraction", 0.9)),
-            "bagging_freq": 1,
+            "bagging_freq": 1 if float(params.get("bagging_fraction", 0.9)) < 1 else 0,
             "lambda_l2": float(params["lambda_l2"]),
             "scale_pos_weight": math.pow(imbalance, float(params["pos_weight_power"])),
             "extra_trees": bool(params.get("extra_trees", False)),

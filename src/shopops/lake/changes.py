@@ -183,27 +183,47 @@ class ChangeDecoder:
 
     # -- keys --
 
-    def _key(self, raw: bytes) -> dict[str, Any] | None:
+    def key_text(self, raw: bytes) -> bytes | None:
+        """The key's payload as the producer wrote it (``raw`` without a remembered schema wrapper),
+        or ``None`` if ``raw`` does not start with a remembered wrapper but carries one."""
         for prefix in self._key_prefixes:
             if raw.startswith(prefix) and raw.endswith(b"}"):
-                try:
-                    doc = orjson.loads(raw[len(prefix) : -1])
-                except orjson.JSONDecodeError:
-                    break
-                return doc if isinstance(doc, dict) else None
+                return raw[len(prefix) : -1]
+        return None if raw.startswith(b'{"schema":') else raw
+
+    def _key(self, raw: bytes) -> tuple[dict[str, Any] | None, bytes]:
+        """The key's columns and its text (``_key``): the payload bytes as produced, so that the
+        same key always gives the same text, whichever way a batch is decoded."""
+        text = self.key_text(raw)
+        if text is not None:
+            doc = orjson.loads(text)
+            if text is not raw or not (isinstance(doc, dict) and "schema" in doc and "payload" in doc):
+                return (doc if isinstance(doc, dict) else None), text
         doc = orjson.loads(raw)
+        text = raw
         if isinstance(doc, dict) and "schema" in doc and "payload" in doc:
             schema = doc["schema"]
             if isinstance(schema, dict):
                 if self.key_schema is None:
                     self.key_schema = connect_row_schema(schema)
                 prefix = b'{"schema":' + orjson.dumps(schema) + b',"payload":'
-                if raw.startswith(prefix) and prefix not in self._key_prefixes:
-                    self._key_prefixes.append(prefix)
+                if raw.startswith(prefix) and raw.endswith(b"}"):
+                    if prefix not in self._key_prefixes:
+                        self._key_prefixes.append(prefix)
+                    text = raw[len(prefix) : -1]
+                else:
+                    text = orjson.dumps(doc["payload"])
             doc = doc["payload"]
-        return doc if isinstance(doc, dict) else None
+        return (doc if isinstance(doc, dict) else None), text
 
     # -- values --
+
+    def value_prefix(self, raw: bytes) -> tuple[bytes, int] | None:
+        """The remembered envelope prefix ``raw`` starts with, and its schema index."""
+        for prefix in self._value_prefixes:
+            if raw.startswith(prefix.raw):
+                return prefix.raw, prefix.schema
+        return None
 
     def _learn(self, schema: Any) -> int:
         """The index of the row schema an envelope schema declares (-1 if it declares none)."""
@@ -251,14 +271,13 @@ class ChangeDecoder:
             out.rows,
             out.schemas,
         )
-        dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
         op: Any
         lsn: Any
         ts: Any
         for record in records:
             raw_key = record.key
             try:
-                key = self._key(raw_key) if raw_key is not None else None
+                key, key_raw = self._key(raw_key) if raw_key is not None else (None, b"")
                 if key is None or not key:
                     raise ValueError("the record has no key (silver keeps rows per primary key)")
                 value = record.value
@@ -294,7 +313,7 @@ class ChangeDecoder:
             except ValueError as exc:
                 out.skipped.append((record.partition, record.offset, str(exc)))
                 continue
-            keys.append(dumps(key, option=sort).decode())
+            keys.append(key_raw.decode())
             key_rows.append(key)
             ops.append(op)
             lsns.append(lsn)
@@ -560,6 +579,21 @@ def _decimal_text(value: Any, scale: int) -> str:
         return format(Decimal(str(value)), "f")
     unscaled = int.from_bytes(base64.b64decode(value, validate=True), "big", signed=True)
     return format(Decimal(unscaled).scaleb(-scale), "f")
+
+
+def key_source_of(name: str, decoder: ChangeDecoder, kind: pa.DataType) -> SourceColumn:
+    """:func:`key_source` from the Arrow type the key column was read as."""
+    for schema in ((decoder.key_schema or ()), *decoder.schemas):
+        for column in schema:
+            if column.name == name:
+                return column
+    if pa.types.is_boolean(kind):
+        return SourceColumn(name, BooleanType())
+    if pa.types.is_integer(kind):
+        return SourceColumn(name, LongType())
+    if pa.types.is_floating(kind):
+        return SourceColumn(name, DoubleType())
+    return SourceColumn(name, StringType())
 
 
 def key_source(name: str, decoder: ChangeDecoder, values: list[Any]) -> SourceColumn:

@@ -32,8 +32,8 @@ from pyiceberg.table import Table
 from shopops.lake.checks import CHECK_COLUMN, REASON_COLUMN
 from shopops.lake.silver import table_name
 from shopops.lake.tables import (
-    Transaction,
     TABLE_PROPERTIES,
+    Transaction,
     expire_old_snapshots,
     offsets_of,
     offsets_property,

@@ -59,15 +59,17 @@ from shopops.lake.changes import (
     arrow_type,
     column_pieces,
     key_source,
+    key_source_of,
     reduce_per_key,
     to_arrow,
 )
 from shopops.lake.checks import BatchChecker
+from shopops.lake.columnar import ColumnBatch, decode_columns, latest_per_key, to_target
 from shopops.lake.evolution import FIRST_METADATA, METADATA, Evolution, resolve_all
 from shopops.lake.tables import (
-    Transaction,
     OFFSETS_PROPERTY,
     TABLE_PROPERTIES,
+    Transaction,
     expire_old_snapshots,
     offsets_of,
     offsets_property,
@@ -136,6 +138,7 @@ class SilverTable:
         checker: BatchChecker | None = None,
         max_files: int = 16,
         keep_snapshots: int = 10,
+        fast: bool = True,
     ) -> None:
         parts = topic_parts(topic)
         if parts is None:
@@ -151,6 +154,8 @@ class SilverTable:
         self.max_files = max_files
         self.keep_snapshots = keep_snapshots
         self.decoder = ChangeDecoder()
+        #: Decode plain batches as columns (:mod:`shopops.lake.columnar`); off: always per record.
+        self.fast = fast
         self.table: Table = open_or_create(catalog, self.name, _metadata_schema())
         if any(self.table.properties.get(k) != v for k, v in TABLE_PROPERTIES.items()):
             with self.table.transaction() as tx:
@@ -185,6 +190,11 @@ class SilverTable:
         Raises ``CommitFailedException`` when another worker committed first; the caller then
         refreshes and reads again from the new position.
         """
+        columns = decode_columns(records, self.decoder) if self.fast else None
+        if columns is not None:
+            done = self._write_columns(columns, offsets)
+            if done is not None:
+                return done
         batch = self.decoder.decode(records)
         self._report_skipped(batch.skipped)
         excluded: set[int] = set()
@@ -272,18 +282,7 @@ class SilverTable:
         pieces = column_pieces(batch, self.decoder, [indices[p] for p in row_positions], frozenset(keys))
         key_values = {name: [batch.key_rows[i].get(name) for i in indices] for name in keys}
         key_sources = {name: key_source(name, self.decoder, key_values[name]) for name in keys}
-        schema = self.table.schema()
-        current: dict[str, Any] = {f.name: f.field_type for f in schema.fields}
-        empty = self._row_count() == 0
-        targets, evolution = resolve_all(
-            current,
-            [(k, s.type) for k, s in key_sources.items()],
-            [(c.name, c.type) for c, _ in pieces],
-            empty=empty,
-        )
-        if evolution:
-            self._evolve(evolution)
-        arrow_schema = schema_to_pyarrow(self.table.schema(), include_field_ids=False)
+        targets, arrow_schema = self._resolve(key_sources, [c for c, _ in pieces])
         columns: dict[str, pa.Array] = {}
         for name in keys:
             target = targets[(name, key_sources[name].type)]
@@ -311,6 +310,98 @@ class SilverTable:
             [op == TOMBSTONE and i not in inherited for op, i in zip(ops, indices, strict=True)]
         )
         return table, tombstone
+
+    def _resolve(
+        self, key_sources: dict[str, SourceColumn], sources: Sequence[SourceColumn]
+    ) -> tuple[dict[tuple[str, Any], str], pa.Schema]:
+        """The table column of every source column, after evolving the table's schema as needed."""
+        schema = self.table.schema()
+        current: dict[str, Any] = {f.name: f.field_type for f in schema.fields}
+        targets, evolution = resolve_all(
+            current,
+            [(k, c.type) for k, c in key_sources.items()],
+            [(c.name, c.type) for c in sources],
+            empty=self._row_count() == 0,
+        )
+        if evolution:
+            self._evolve(evolution)
+        return targets, schema_to_pyarrow(self.table.schema(), include_field_ids=False)
+
+    # -- the fast path --
+
+    def _write_columns(self, batch: ColumnBatch, offsets: dict[int, int]) -> int | None:
+        """:meth:`write` for a batch decoded as columns; ``None`` if a value does not fit its
+        column (the per-record path then skips just those events)."""
+        keep: pa.Array | None = None
+        try:
+            if self.checker is not None:
+                everything = pa.array(range(len(batch)), pa.int64())
+                rows = self._typed_columns(batch, everything)
+                verdict = self.checker.check_batch(self.parts.dataset, rows)
+                rejected = verdict.rejected
+                if rejected.num_rows:
+                    position = pc.add(pc.multiply(batch.partitions.cast(pa.int64()), 1 << 40), batch.offsets)
+                    bad = pc.add(
+                        pc.multiply(rejected.column("_partition").cast(pa.int64()), 1 << 40),
+                        rejected.column("_offset"),
+                    )
+                    keep = pc.invert(pc.is_in(position, value_set=bad.combine_chunks()))
+                    self.quarantine.append(rejected, offsets)
+                    APPLIED.labels(self.name, "quarantined").inc(rejected.num_rows)
+            winners = latest_per_key(batch, keep)
+            rows = self._typed_columns(batch, winners)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError):
+            return None
+        written = self._merge(rows, pa.repeat(pa.scalar(False), rows.num_rows), offsets)
+        excluded = len(batch) - (keep.true_count if keep is not None else len(batch))
+        APPLIED.labels(self.name, "applied").inc(written)
+        APPLIED.labels(self.name, "superseded").inc(len(batch) - written - excluded)
+        return written
+
+    def _typed_columns(self, batch: ColumnBatch, rows: pa.Array) -> pa.Table:
+        """Events ``rows`` of a column batch as rows of the table's Arrow schema."""
+        n = len(rows)
+        schema = self.table.schema()
+        identifiers = schema.identifier_field_names()
+        keys = (
+            [f.name for f in schema.fields if f.name in identifiers]
+            if identifiers
+            else list(batch.key_rows.column_names)
+        )
+        if any(k not in batch.key_rows.column_names for k in keys):
+            raise ValueError("the batch's keys have other columns than the table's")
+        key_sources = {
+            name: key_source_of(name, self.decoder, batch.key_rows.schema.field(name).type) for name in keys
+        }
+        sources = [c for c in batch.columns if c.name not in key_sources]
+        targets, arrow_schema = self._resolve(key_sources, sources)
+        columns: dict[str, pa.Array] = {}
+        for name, source in key_sources.items():
+            target = arrow_schema.field(targets[(name, source.type)]).type
+            values = batch.key_rows.column(name).take(rows).combine_chunks()
+            if values.type == target or (
+                pa.types.is_string(values.type) and pa.types.is_large_string(target)
+            ):
+                columns[name] = values.cast(target)
+            else:
+                columns[name] = _key_array(values.to_pylist(), source, target)
+        for source in sources:
+            target = targets[(source.name, source.type)]
+            values = batch.after.column(source.name).take(rows).combine_chunks()
+            columns[target] = to_target(values, source, arrow_schema.field(target).type)
+        columns.update(
+            {
+                "_region": pa.repeat(pa.scalar(self.parts.region, pa.large_string()), n),
+                "_key": batch.keys.take(rows),
+                "_op": batch.ops.take(rows).cast(pa.large_string()),
+                "_lsn": batch.lsns.take(rows),
+                "_source_ts_ms": batch.ts_ms.take(rows),
+                "_partition": batch.partitions.take(rows),
+                "_offset": batch.offsets.take(rows),
+            }
+        )
+        arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in arrow_schema]
+        return pa.Table.from_arrays(arrays, schema=arrow_schema)
 
     def _row_count(self) -> int:
         snapshot = self.table.current_snapshot()

@@ -158,6 +158,8 @@ class IngestReport:
     encoded: int = 0
     cache_hits: int = 0
     rebuilt: bool = False
+    #: The service closed mid-way: the counts are what was planned; finished files are whole.
+    interrupted: bool = False
     #: Files that could not be read or parsed: ``{source: reason}``; their previous chunks stay.
     errors: dict[str, str] = field(default_factory=dict)
 

@@ -75,6 +75,7 @@ STORE_CHUNKS = Gauge("shopops_rag_chunks", "Chunks in the knowledge store after 
 #: Retrieval modes: hybrid (the default), and each side alone (for evaluation and benchmarks).
 MODES = ("hybrid", "dense", "sparse")
 MAX_EMBED_TEXTS = 2_048
+_ENCODE_SLICE = 16
 MAX_FILE_BYTES = 10 * 1024 * 1024
 _SKIPPED_DIRS = frozenset({"node_modules", "__pycache__"})
 #: Progress callback: (chunks embedded so far, chunks to embed in this run).
@@ -354,6 +355,7 @@ class RagService:
                 INGESTED_CHUNKS.labels(change).inc(getattr(report, change))
         except _InterruptedError:
             status = "interrupted"
+            report.interrupted = True
             log.warning("ingestion interrupted: the service is closing", path=str(target))
         finally:
             report.seconds = time.perf_counter() - started
@@ -454,7 +456,8 @@ class RagService:
             pending += len(item.fresh)
             if pending < self.write_batch and index < len(work) - 1:
                 continue
-            fresh = [c for w in group for c in w.fresh]
+            # Similar lengths side by side: the model pads every text of a batch to its longest.
+            fresh = sorted((c for w in group for c in w.fresh), key=lambda c: len(c.embedding_text()))
             for start in range(0, len(fresh), self.embed_batch):
                 self._check_open()
                 batch = fresh[start : start + self.embed_batch]
@@ -493,10 +496,13 @@ class RagService:
         cached = self._cache.get(texts)
         missing = [i for i in range(len(texts)) if i not in cached]
         vectors = np.zeros((len(texts), self.embedder.dimensions), dtype=np.float32)
-        if missing:
-            fresh = self.embedder.encode([texts[i] for i in missing], self.embed_batch)
-            self._cache.put([texts[i] for i in missing], fresh)
-            vectors[missing] = fresh
+        # A few texts at a time, so that closing the service (shutdown) waits seconds, not a batch.
+        for start in range(0, len(missing), _ENCODE_SLICE):
+            self._check_open()
+            part = missing[start : start + _ENCODE_SLICE]
+            fresh = self.embedder.encode([texts[i] for i in part], self.embed_batch)
+            self._cache.put([texts[i] for i in part], fresh)
+            vectors[part] = fresh
         for position, vector in cached.items():
             vectors[position] = vector
         report.encoded += len(missing)

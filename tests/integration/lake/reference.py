@@ -25,10 +25,18 @@ def _payload(raw: bytes) -> Any:
     return doc
 
 
+def _key_text(raw: bytes) -> str:
+    """The key's payload as JSON text (the connector writes compact JSON)."""
+    doc = orjson.loads(raw)
+    if isinstance(doc, dict) and "schema" in doc and "payload" in doc:
+        return orjson.dumps(doc["payload"]).decode()
+    return raw.decode()
+
+
 def fold(
     log: EventLog, topic: str, skip: Callable[[dict[str, Any]], bool] | None = None
 ) -> dict[str, dict[str, Any] | None]:
-    """Key (canonical JSON) -> final after-image, or ``None`` if the key was deleted.
+    """Key (its payload as JSON text) -> final after-image, or ``None`` if the key was deleted.
 
     Debezium semantics: per key, the event with the highest ``source.lsn`` wins; a duplicate
     (same LSN) or an older replay changes nothing; a tombstone deletes the key. Events whose
@@ -44,7 +52,7 @@ def fold(
                 break
             for record in records:
                 assert record.key is not None
-                key = orjson.dumps(_payload(record.key), option=orjson.OPT_SORT_KEYS).decode()
+                key = _key_text(record.key)
                 if record.value is None:
                     if key in state:
                         state[key] = DELETED

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
-from tests.integration.rag.conftest import CountingEmbedder
+from tests.integration.rag.conftest import CountingEmbedder, settings_for
 
 from shopops.core.errors import InvalidInputError, NotFoundError
-from shopops.rag.service import RagService
+from shopops.rag.model import IngestReport
+from shopops.rag.service import RagService, build_rag_service
 
 
 def _store_ids(service: RagService) -> set[str]:
@@ -135,3 +140,52 @@ def test_search_filters_and_modes(small: RagService, corpus: Path) -> None:
     assert len(small.embed(["refund policy", "hoàn tiền"])[0]) == 384
     with pytest.raises(InvalidInputError):
         small.embed("not a list")  # type: ignore[arg-type]
+
+
+class GatedEmbedder(CountingEmbedder):
+    """The real embedder, whose first call waits until the test lets it go."""
+
+    def __init__(self, inner: CountingEmbedder) -> None:
+        super().__init__(inner.inner)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
+        self.entered.set()
+        assert self.release.wait(60)
+        return super().encode(texts, batch_size)
+
+
+def test_closing_stops_an_ingestion_between_slices_and_the_next_run_completes(
+    tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    (tmp_path / ".git").mkdir()
+    corpus = tmp_path / "many"
+    corpus.mkdir()
+    for i in range(40):
+        (corpus / f"note-{i:02d}.md").write_text(f"# Note {i}\n\nParcel {i} waits at hub {i * 7}.\n")
+    gated = GatedEmbedder(counting)
+    service = build_rag_service(settings_for(tmp_path / "home"), embedder=gated)  # type: ignore[arg-type]
+    reports: list[IngestReport] = []
+    worker = threading.Thread(target=lambda: reports.append(service.ingest(corpus)))
+    worker.start()
+    assert gated.entered.wait(120)
+    closer = threading.Thread(target=service.close)
+    closer.start()
+    time.sleep(0.2)
+    gated.release.set()
+    worker.join(120)
+    closer.join(120)
+    assert reports
+    assert reports[0].interrupted
+    assert reports[0].embedded == 40  # planned, not all written
+    assert gated.encoded < 40
+
+    again = build_rag_service(settings_for(tmp_path / "home"), embedder=counting)  # type: ignore[arg-type]
+    try:
+        report = again.ingest(corpus)
+        assert report.files_seen == 40
+        assert again.stats().points == again.stats().chunks == 40
+        assert again.store.count() == 40
+    finally:
+        again.close()

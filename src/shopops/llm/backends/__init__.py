@@ -15,7 +15,7 @@ from shopops.governance.port import SecretProvider
 from shopops.llm.port import ChatBackend, Embedder, Retriever
 
 LLM_BACKENDS: BackendRegistry[ChatBackend] = BackendRegistry(
-    "LLM backend",
+    "LLM",
     {
         "offline": "shopops.llm.backends.offline:OfflineBackend",
         "openai": "shopops.llm.backends.openai:OpenAIBackend",

@@ -6,6 +6,7 @@ pulls torch), so only the code paths that talk to Feast pay for it.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ def open_store(project: str, repo_dir: Path, online_store: dict[str, Any]) -> Fe
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
+    # Feast logs every registry refresh at INFO; our own logs say what happened.
+    logging.getLogger("feast").setLevel(logging.WARNING)
     repo_dir.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
         project=project,

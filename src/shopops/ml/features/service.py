@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -87,11 +87,40 @@ Progress = Callable[[int, int, str], None]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_local = threading.local()
+
+
+class _ThreadQuietStream:
+    """Wraps ``sys.stdout``/``sys.stderr``: drops what a thread writes inside :func:`_quiet`.
+
+    Only the calling thread is silenced: the server's other threads keep writing their logs.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if getattr(_local, "depth", 0):
+            return len(text)
+        written: int = self._stream.write(text)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Feast prints its own progress (colours, tqdm bars): keep it out of ours and of the logs."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    for name in ("stdout", "stderr"):
+        current = getattr(sys, name)
+        if not isinstance(current, _ThreadQuietStream):
+            setattr(sys, name, _ThreadQuietStream(current))
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
         yield
+    finally:
+        _local.depth -= 1
 
 
 class FeatureService:
