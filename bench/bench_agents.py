@@ -121,7 +121,7 @@ def main() -> None:
     both = measured["agent:support"] + measured["agent:ops-copilot"]
     rows = {"agent answer (all)": _stats(both), **{k: _stats(v) for k, v in measured.items()}}
     table = Table(
-        title=f"agent answers with the offline model · {len(questions)} questions × {args.rounds} rounds"
+        title=f"agent answers with the offline model · {len(questions)} questions x {args.rounds} rounds"
     )
     for column in ("what", "n", "p50 ms", "p95 ms", "max ms"):
         table.add_column(column, justify="right" if column != "what" else "left")

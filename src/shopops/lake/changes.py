@@ -183,6 +183,10 @@ class ChangeDecoder:
 
     # -- keys --
 
+    def key_prefix(self, raw: bytes) -> bytes | None:
+        """The remembered key schema wrapper ``raw`` starts with."""
+        return next((p for p in self._key_prefixes if raw.startswith(p)), None)
+
     def key_text(self, raw: bytes) -> bytes | None:
         """The key's payload as the producer wrote it (``raw`` without a remembered schema wrapper),
         or ``None`` if ``raw`` does not start with a remembered wrapper but carries one."""

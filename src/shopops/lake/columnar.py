@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -76,8 +77,6 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
     """The batch as columns, or ``None`` if it needs the per-record decoder."""
     if not records:
         return None
-    values: list[bytes] = []
-    keys: list[bytes] = []
     prefix: bytes | None = None
     schema_index = -1
     first_value = records[0].value
@@ -89,24 +88,24 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
             prefix, schema_index = known
         if prefix is None or schema_index < 0:
             return None  # a schema not seen yet: the per-record decoder learns it
-    cut = len(prefix) if prefix is not None else 0
-    key_text = decoder.key_text
-    for record in records:
-        value, key = record.value, record.key
-        if value is None or key is None:
+    maybe_values = [r.value for r in records]
+    maybe_keys = [r.key for r in records]
+    if None in maybe_values or None in maybe_keys:
+        return None  # tombstones (and unkeyed records) take the per-record path
+    raw_values = cast("list[bytes]", maybe_values)
+    values: list[bytes]
+    if prefix is not None:
+        cut = len(prefix)
+        if not all([v.startswith(prefix) and v.endswith(b"}") for v in raw_values]):
             return None
-        if prefix is not None:
-            if not value.startswith(prefix) or value[-1:] != b"}":
-                return None
-            values.append(value[cut:-1])
-        else:
-            if value.startswith(b'{"schema":'):
-                return None
-            values.append(value)
-        text = key_text(key)
-        if text is None:
+        values = [v[cut:-1] for v in raw_values]
+    else:
+        if any([v.startswith(b'{"schema":') for v in raw_values]):
             return None
-        keys.append(text)
+        values = raw_values
+    keys = _key_texts(cast("list[bytes]", maybe_keys), decoder)
+    if keys is None:
+        return None
     declared: RowSchema | None = decoder.schemas[schema_index] if schema_index >= 0 else None
     try:
         if declared is not None:
@@ -163,6 +162,19 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
         after=after,
         columns=columns,
     )
+
+
+def _key_texts(raw: list[bytes], decoder: ChangeDecoder) -> list[bytes] | None:
+    """The keys' payload texts (as ``ChangeDecoder.key_text``), if they all have the same shape."""
+    if raw[0].startswith(b'{"schema":'):
+        prefix = decoder.key_prefix(raw[0])
+        if prefix is None or not all([k.startswith(prefix) and k.endswith(b"}") for k in raw]):
+            return None
+        cut = len(prefix)
+        return [k[cut:-1] for k in raw]
+    if any([k.startswith(b'{"schema":') for k in raw]):
+        return None
+    return raw
 
 
 def _inferred_columns(after: pa.Table) -> tuple[tuple[SourceColumn, ...], pa.Table] | None:
