@@ -5,7 +5,7 @@
 
 For each event log (the embedded SQLite log, and the Kafka backend on a Tansu broker it starts on
 a free loopback port) it writes ``--events`` Debezium change events of about ``--size`` bytes over
-3 topics of 3 partitions: per topic, ``--keys`` × events distinct keys, each inserted (``c``) then
+3 topics of 3 partitions: per topic, ``--keys`` times events distinct keys, each inserted (``c``) then
 updated (``u``) in key order, so silver replaces rows in every batch. Then, alternately:
 
 - **raw**: a read-and-discard loop over the same topics (``EventLog.read`` partition by

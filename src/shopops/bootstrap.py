@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shopops.agents.service import AgentsService
     from shopops.catalog.service import CatalogService
     from shopops.governance.service import GovernanceService
+    from shopops.lake.ingest import LakeIngestor
     from shopops.llm.service import LlmGateway
     from shopops.ml.features.push import FeaturePusher
     from shopops.ml.features.service import FeatureService
@@ -482,3 +483,27 @@ def build_quality(settings: Settings, registry: Callable[[], RegistryClient] | N
         registry=registry or default_registry,
         subject_template=settings.schemas.drift.subject_template,
     )
+
+
+def build_lake_ingestor(
+    settings: Settings, event_log: EventLog, *, checks: bool = False, **overrides: Any
+) -> LakeIngestor:
+    """The lake worker: bronze and (``lake.silver``) silver tables from the CDC topics on the
+    catalog and warehouse of ``lake.*``. With ``checks``, silver batches are checked against the
+    data contracts (silver as their reference data) and failing rows go to quarantine.
+    ``overrides`` replace ``LakeIngestor`` options (``topics``, ``batch_records``, ``silver``…)."""
+    from shopops.lake.catalog import open_lake_catalog
+    from shopops.lake.ingest import LakeIngestor
+    from shopops.lake.silver import reference_lookup
+
+    cfg = settings.lake
+    catalog = open_lake_catalog(settings)
+    checker = build_quality(settings).checker(references=reference_lookup(catalog)) if checks else None
+    options: dict[str, Any] = {
+        "topics": cfg.topics,
+        "batch_records": cfg.batch_records,
+        "interval_s": cfg.interval_s,
+        "silver": cfg.silver,
+        **overrides,
+    }
+    return LakeIngestor(event_log, catalog, checker=checker, **options)

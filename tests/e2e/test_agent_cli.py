@@ -17,7 +17,9 @@ from shopops.events.backends import open_event_log
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("agent-cli") / "data"
-    done = run_cli(home, "simulate", "--regions", "vn,sg", "--days", "2", "--orders-per-day", "20", "--seed", "3")
+    done = run_cli(
+        home, "simulate", "--regions", "vn,sg", "--days", "2", "--orders-per-day", "20", "--seed", "3"
+    )
     assert done.returncode == 0, done.stderr
     return home
 
@@ -59,7 +61,10 @@ def test_triage_an_alert_file_once(home: Path, tmp_path: Path) -> None:
                 "alerts": [
                     {
                         "status": "firing",
-                        "labels": {"alertname": "SchemaDriftIncompatible", "subject": "vn.shop.customers-value"},
+                        "labels": {
+                            "alertname": "SchemaDriftIncompatible",
+                            "subject": "vn.shop.customers-value",
+                        },
                         "annotations": {"summary": "Incompatible schema change on vn.shop.customers-value"},
                         "startsAt": "2026-01-02T00:00:00Z",
                         "fingerprint": "e2e-schema",

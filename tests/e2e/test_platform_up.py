@@ -55,17 +55,31 @@ def test_up_seeds_serves_and_restarts_without_reseeding(tmp_path: Path, start_se
     assert runs[0]["status"] == "succeeded"
     assert "<h2>Reconciliation</h2>" in browser.get("/").text
 
-    # The lake worker lands every CDC topic in its bronze Iceberg table.
+    # The lake worker lands every CDC topic in its bronze Iceberg table, and builds silver from
+    # the same read (one row per order, at the position bronze reached).
     deadline = time.monotonic() + 90
     tables: dict[str, int] = {}
+    listing: list[dict[str, object]] = []
     while time.monotonic() < deadline:
         listed = run_cli(home, "lake", "tables", "--json")
         assert listed.returncode == 0, listed.stderr
-        tables = {t["topic"]: t["records"] for t in json.loads(listed.stdout)}
+        listing = json.loads(listed.stdout)
+        tables = {t["topic"]: t["records"] for t in listing if t["stage"] == "bronze"}
         if tables.get("vn.shop.orders") == _topics(home)["vn.shop.orders"]:
             break
         time.sleep(1)
     assert tables.get("vn.shop.orders") == _topics(home)["vn.shop.orders"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        positions = {t["stage"]: t["offsets"] for t in listing if t["topic"] == "vn.shop.orders"}
+        if positions.get("silver") == positions.get("bronze"):
+            break
+        time.sleep(1)
+        listing = json.loads(run_cli(home, "lake", "tables", "--json").stdout)
+    assert positions.get("silver") == positions["bronze"]
+    shown = run_cli(home, "lake", "show", "shop.orders", "--region", "vn", "--limit", "1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[0]["order_id"].startswith("vn-o-")
 
     # A hold that expires is swept by the running platform within about a second.
     sku = bursts[0]["sku"]

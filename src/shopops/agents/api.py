@@ -8,6 +8,7 @@ tool call an agent makes is then checked again, as the agent, by policies/agents
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -47,6 +48,8 @@ def agents_of(request: Request) -> AgentsService:
                 from shopops.bootstrap import build_agents
 
                 service = build_agents(state.platform)
+                # Traces are flushed and the triage ledger closed however the server stops.
+                atexit.register(service.close)
                 state.agents = service
     return service
 

@@ -361,7 +361,9 @@ def evaluate(
     if write_baseline is not None and not baseline_path.is_file():
         regressions = []  # the first baseline: nothing to compare with yet
     else:
-        regressions = compare(report.metrics, load_baseline(baseline_path), config.margin, config.latency_margin)
+        regressions = compare(
+            report.metrics, load_baseline(baseline_path), config.margin, config.latency_margin
+        )
     failures = report.requirement_failures()
     run_id = None
     if mlflow:

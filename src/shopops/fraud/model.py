@@ -44,11 +44,11 @@ class FraudUseCase(UseCase):
             # a handful of thresholds (account age, shared devices and cards, basket size, hour).
             "learning_rate": 0.02,
             "num_leaves": 4,
-            "min_data_in_leaf": 30,
-            "feature_fraction": 0.9,
-            "bagging_fraction": 0.9,
+            "min_data_in_leaf": 20,
+            "feature_fraction": 1.0,
+            "bagging_fraction": 1.0,
             "lambda_l2": 5.0,
-            "num_boost_round": 150,
+            "num_boost_round": 200,
             "pos_weight_power": 0.5,
         }
 
@@ -58,6 +58,7 @@ class FraudUseCase(UseCase):
             "num_leaves": [4, 7, 15],
             "min_data_in_leaf": [20, 30, 50],
             "feature_fraction": [0.7, 0.9, 1.0],
+            "bagging_fraction": [0.8, 1.0],
             "lambda_l2": [0.0, 1.0, 5.0],
             "num_boost_round": [100, 200, 400],
             "pos_weight_power": [0.0, 0.5, 1.0],

@@ -46,25 +46,17 @@ def ingest(
 ) -> None:
     """Catch every topic's bronze and silver tables up with the event log (one Iceberg commit per
     table and batch); with --follow, keep doing so as new change events arrive."""
-    from shopops.lake.catalog import open_lake_catalog
-    from shopops.lake.ingest import BatchResult, LakeIngestor
+    from shopops.bootstrap import build_lake_ingestor
+    from shopops.lake.ingest import BatchResult
 
     with open_platform() as platform:
         cfg = platform.settings.lake
-        catalog = open_lake_catalog(platform.settings)
-        checker = None
-        if checks:
-            from shopops.bootstrap import build_quality
-            from shopops.lake.silver import reference_lookup
-
-            checker = build_quality(platform.settings).checker(references=reference_lookup(catalog))
-        ingestor = LakeIngestor(
+        overrides = {"topics": topics, "batch_records": batch, "silver": silver}
+        ingestor = build_lake_ingestor(
+            platform.settings,
             platform.event_log,
-            catalog,
-            topics=topics or cfg.topics,
-            batch_records=batch or cfg.batch_records,
-            silver=cfg.silver if silver is None else silver,
-            checker=checker,
+            checks=checks,
+            **{k: v for k, v in overrides.items() if v is not None},
         )
         names = ingestor.topics()
         written = {"bronze": 0, "silver": 0}

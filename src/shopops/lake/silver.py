@@ -2,7 +2,7 @@
 
 ``silver.<region>__<db>__<table>`` holds one row per key: the latest after-image of inserts,
 updates and snapshot reads, typed from the Debezium Connect schema, plus metadata columns
-``_region``, ``_key`` (the record key as canonical JSON), ``_op``, ``_lsn`` (``source.lsn``),
+``_region``, ``_key`` (the record key's payload as JSON text), ``_op``, ``_lsn`` (``source.lsn``),
 ``_source_ts_ms``, ``_partition`` and ``_offset`` (where the event sits in the log). A delete (or
 a tombstone) leaves a *delete marker*: the key with ``_op = 'd'`` and no data, so that a late,
 older event cannot bring the row back; readers (:func:`read_silver`, the Ibis views, ``shopops

@@ -40,6 +40,13 @@ class RagIngestJob:
     def _loop(self) -> None:
         if self.on_start and not self._stop.is_set():
             self.run_once()
+        if not self._stop.is_set():
+            # The first question would otherwise wait for the model (several seconds) when the
+            # ingestion needed none (nothing changed, or every vector came from the cache).
+            try:
+                self.service.warm_up()
+            except Exception as exc:  # the model will be loaded (and fail loudly) on first use
+                log.warning("embedding model not preloaded", error=repr(exc))
         if self.interval_s <= 0:
             return
         while not self._stop.wait(self.interval_s):

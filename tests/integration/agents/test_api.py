@@ -36,7 +36,10 @@ def test_support_asks_the_support_agent_for_a_customer(
     order = orders.first("delivered", "sg")
     response = client.post(
         "/v1/agents/support/ask",
-        json={"question": f"What is the status of order {order['order_id']}?", "customer_id": order["customer_id"]},
+        json={
+            "question": f"What is the status of order {order['order_id']}?",
+            "customer_id": order["customer_id"],
+        },
         headers=support,
     )
     assert response.status_code == 200, response.text
@@ -60,7 +63,9 @@ def test_support_asks_the_support_agent_for_a_customer(
     assert extra.status_code == 422
 
 
-def test_support_cannot_ask_the_ops_agents_and_nobody_without_a_key(client: TestClient, platform: Platform) -> None:
+def test_support_cannot_ask_the_ops_agents_and_nobody_without_a_key(
+    client: TestClient, platform: Platform
+) -> None:
     support = _key(platform, "support")
     denied = client.post("/v1/agents/ops-copilot/ask", json={"question": "Why?"}, headers=support)
     assert denied.status_code == 403

@@ -27,7 +27,9 @@ from shopops.core.settings import Settings
 @pytest.fixture(scope="module")
 def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> EvalReport:
     cache = getattr(request.config, "cache", None)
-    world = cache.mkdir("shopops-agents-eval-world") if cache is not None else tmp_path_factory.mktemp("world")
+    world = (
+        cache.mkdir("shopops-agents-eval-world") if cache is not None else tmp_path_factory.mktemp("world")
+    )
     home = tmp_path_factory.mktemp("eval-home")
     return evaluate(Settings(home=home), world_home=Path(world) / "world")
 

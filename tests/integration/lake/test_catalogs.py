@@ -33,7 +33,9 @@ from shopops.simulator.service import SimulationConfig, run_simulation
 
 def _simulate(home: Path, region: str, orders: int) -> None:
     log = open_event_log(BackendSelection(type="sqlite"), home=home)
-    run_simulation(SimulationConfig(regions=[region], days=1, orders_per_day=orders, seed=2), log, home / "truth")
+    run_simulation(
+        SimulationConfig(regions=[region], days=1, orders_per_day=orders, seed=2), log, home / "truth"
+    )
     log.close()
 
 

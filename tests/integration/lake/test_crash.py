@@ -29,7 +29,12 @@ REGION = "ph"
 def _positions(home: Path, topics: list[str]) -> tuple[int, int]:
     """Events the bronze and the silver tables say they have applied (their committed positions)."""
     catalog = open_catalog(None, None, home)
-    names = {i[-1] for ns in ("bronze", "silver") if (ns,) in catalog.list_namespaces() for i in catalog.list_tables(ns)}
+    names = {
+        i[-1]
+        for ns in ("bronze", "silver")
+        if (ns,) in catalog.list_namespaces()
+        for i in catalog.list_tables(ns)
+    }
     bronze = silver = 0
     for topic in topics:
         if topic.replace(".", "__") in names:
@@ -106,6 +111,11 @@ def test_a_worker_killed_while_a_day_streams_in_leaves_silver_exact(
         # Bronze too: every record exactly once.
         bronze = BronzeTable(catalog, topic).table.scan(selected_fields=("partition", "offset")).to_arrow()
         assert bronze.num_rows == sum(log.end_offsets(topic).values())
-        assert pc.count_distinct(
-            pc.add(pc.multiply(bronze.column("partition").cast("int64"), 1 << 40), bronze.column("offset"))
-        ).as_py() == bronze.num_rows
+        assert (
+            pc.count_distinct(
+                pc.add(
+                    pc.multiply(bronze.column("partition").cast("int64"), 1 << 40), bronze.column("offset")
+                )
+            ).as_py()
+            == bronze.num_rows
+        )

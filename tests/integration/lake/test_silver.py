@@ -22,7 +22,7 @@ from shopops.events.debezium import Op, encode_value
 from shopops.events.port import EventLog
 from shopops.lake.catalog import open_catalog
 from shopops.lake.checks import CHECK_COLUMN, REASON_COLUMN, BatchVerdict
-from shopops.lake.ingest import LakeIngestor
+from shopops.lake.ingest import LakeIngestor, ingest_topic
 from shopops.lake.quarantine import QuarantineTable, read_quarantine
 from shopops.lake.query import silver_connection
 from shopops.lake.silver import SilverTable, read_silver
@@ -101,6 +101,26 @@ def test_silver_holds_the_final_state_of_every_key(log: EventLog, tmp_path: Path
     assert settled[0][0] > 0
 
 
+def test_columnar_and_per_record_decoding_build_the_same_tables(log: EventLog, tmp_path: Path) -> None:
+    topics = [t for t in topics_of(log, REGIONS) if t.split(".", 1)[1] in (
+        "shop.orders", "shop.customers", "logistics.shipments", "inventory.stock_levels", "finance.fx_rates",
+    )]  # fmt: skip
+    tables: dict[bool, dict[str, list[dict[str, Any]]]] = {}
+    for fast in (True, False):
+        catalog = open_catalog(None, None, tmp_path / str(fast))
+        for topic in topics:
+            sink = SilverTable(catalog, topic, fast=fast)
+            ingest_topic(log, [sink], topic, 400)
+        tables[fast] = {
+            topic: sorted(
+                catalog.load_table(f"silver.{topic.replace('.', '__')}").scan().to_arrow().to_pylist(),
+                key=lambda r: r["_key"],
+            )
+            for topic in topics
+        }
+    assert tables[True] == tables[False]
+
+
 class CancelledOrders:
     """Rejects shop.orders rows whose status is ``cancelled`` (deterministic)."""
 
@@ -115,7 +135,9 @@ class CancelledOrders:
         rejected = rows.filter(bad)
         n = rejected.num_rows
         rejected = rejected.append_column(CHECK_COLUMN, pa.array(["status_allowed"] * n, pa.large_string()))
-        rejected = rejected.append_column(REASON_COLUMN, pa.array(["status is cancelled"] * n, pa.large_string()))
+        rejected = rejected.append_column(
+            REASON_COLUMN, pa.array(["status is cancelled"] * n, pa.large_string())
+        )
         return BatchVerdict(rows.filter(pc.invert(bad)), rejected)
 
 
@@ -152,14 +174,24 @@ def test_rejected_rows_are_quarantined_once_even_after_a_crash_between_the_two_c
     monkeypatch.setattr(SilverTable, "_commit", dying_commit)
     checker = CancelledOrders()
     with pytest.raises(RuntimeError, match="killed"):
-        LakeIngestor(log, catalog, topics="^vn\\.shop\\.orders$", batch_records=150, checker=checker).run_once()
+        LakeIngestor(
+            log, catalog, topics="^vn\\.shop\\.orders$", batch_records=150, checker=checker
+        ).run_once()
     monkeypatch.setattr(SilverTable, "_commit", real_commit)
-    assert QuarantineTable(catalog, topic).committed_offsets() != SilverTable(catalog, topic).committed_offsets()
+    assert (
+        QuarantineTable(catalog, topic).committed_offsets() != SilverTable(catalog, topic).committed_offsets()
+    )
 
     # A new worker, other batch boundaries: every rejected row once, silver without them.
     LakeIngestor(log, catalog, topics="^vn\\.shop\\.orders$", batch_records=97, checker=checker).run_once()
     quarantined = read_quarantine(catalog, "shop.orders")
-    positions = sorted(zip(quarantined.column("_partition").to_pylist(), quarantined.column("_offset").to_pylist(), strict=True))
+    positions = sorted(
+        zip(
+            quarantined.column("_partition").to_pylist(),
+            quarantined.column("_offset").to_pylist(),
+            strict=True,
+        )
+    )
     assert positions == expected
     assert set(quarantined.column(REASON_COLUMN).to_pylist()) == {"status is cancelled"}
     assert checker.datasets == {"shop.orders"}
@@ -173,7 +205,9 @@ def test_workers_racing_on_the_same_tables_apply_every_change_once(log: EventLog
 
     def work(batch: int) -> None:
         try:
-            LakeIngestor(log, open_catalog(None, None, tmp_path), topics=topics, batch_records=batch).run_once()
+            LakeIngestor(
+                log, open_catalog(None, None, tmp_path), topics=topics, batch_records=batch
+            ).run_once()
         except BaseException as exc:
             errors.append(exc)
 
@@ -230,7 +264,9 @@ def test_late_duplicate_deleted_and_bad_events_across_batches(tmp_path: Path) ->
     log.close()
 
 
-def test_cli_lists_and_shows_the_lake(log: EventLog, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_lists_and_shows_the_lake(
+    log: EventLog, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from shopops.cli.main import app
 
     # A catalog in tmp_path over the world's event log.
@@ -245,14 +281,24 @@ def test_cli_lists_and_shows_the_lake(log: EventLog, world: Path, tmp_path: Path
     listed = runner.invoke(app, ["lake", "tables", "--json"])
     assert listed.exit_code == 0, listed.output
     stages = {(t["stage"], t["topic"]) for t in orjson.loads(listed.output)}
-    assert {("bronze", "sg.shop.orders"), ("silver", "sg.shop.orders"), ("silver", "sg.shop.customers")} <= stages
+    assert {
+        ("bronze", "sg.shop.orders"),
+        ("silver", "sg.shop.orders"),
+        ("silver", "sg.shop.customers"),
+    } <= stages
     shown = runner.invoke(app, ["lake", "show", "shop.orders", "--region", "sg", "--limit", "2", "--json"])
     assert shown.exit_code == 0, shown.output
     rows = orjson.loads(shown.output)
-    assert len(rows) == 2 and rows[0]["_region"] == "sg" and "order_id" in rows[0] and "_lsn" not in rows[0]
+    assert len(rows) == 2
+    assert rows[0]["_region"] == "sg"
+    assert "order_id" in rows[0]
+    assert "_lsn" not in rows[0]
     table = runner.invoke(app, ["lake", "show", "shop.orders", "--limit", "3"])
-    assert table.exit_code == 0 and "shop.orders:" in table.output
+    assert table.exit_code == 0
+    assert "shop.orders:" in table.output
     missing = runner.invoke(app, ["lake", "show", "shop.orders", "--region", "th"])
-    assert missing.exit_code == 3 and "no silver table of shop.orders" in missing.output
+    assert missing.exit_code == 3
+    assert "no silver table of shop.orders" in missing.output
     bad = runner.invoke(app, ["lake", "show", "orders"])
-    assert bad.exit_code == 2 and "is not <database>.<table>" in bad.output
+    assert bad.exit_code == 2
+    assert "is not <database>.<table>" in bad.output

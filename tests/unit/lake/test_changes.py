@@ -81,11 +81,13 @@ def test_schema_envelopes_decode_through_the_remembered_prefix() -> None:
     assert batch.lsns == [100, 101, 102]
     assert batch.schemas == [0, 0, 0]
     assert batch.rows[1] == _row(1)
-    assert len(decoder._value_prefixes) == 1 and len(decoder._key_prefixes) == 1
+    assert len(decoder._value_prefixes) == 1
+    assert len(decoder._key_prefixes) == 1
     assert decoder.key_schema == (SourceColumn("order_id", StringType()),)
     # Decoding again goes through the prefixes and gives the same result.
     again = decoder.decode(records)
-    assert again.rows == batch.rows and again.keys == batch.keys
+    assert again.rows == batch.rows
+    assert again.keys == batch.keys
 
 
 def test_plain_envelopes_tombstones_and_bad_records() -> None:
@@ -101,7 +103,8 @@ def test_plain_envelopes_tombstones_and_bad_records() -> None:
     batch = ChangeDecoder().decode(records)
     assert batch.ops == ["c", "d", TOMBSTONE]
     assert batch.schemas == [-1, -1, -1]
-    assert batch.rows[0] == _row(1) and batch.rows[1] is None
+    assert batch.rows[0] == _row(1)
+    assert batch.rows[1] is None
     assert batch.lsns == [10, 11, None]
     reasons = {offset: reason for _, offset, reason in batch.skipped}
     assert set(reasons) == {3, 4, 5, 6}
@@ -160,12 +163,19 @@ def test_typing_follows_the_connect_schema() -> None:
 
 def test_connect_decimals_and_bytes_keep_their_exact_value() -> None:
     decimal = connect_column(
-        {"field": "amount", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}
+        {
+            "field": "amount",
+            "type": "bytes",
+            "name": "org.apache.kafka.connect.data.Decimal",
+            "parameters": {"scale": "2"},
+        }
     )
     raw = base64.b64encode((-12345).to_bytes(2, "big", signed=True)).decode()
     assert to_arrow([raw, None], decimal, pa.large_string()).to_pylist() == ["-123.45", None]
     blob = connect_column({"field": "blob", "type": "bytes"})
-    assert to_arrow([base64.b64encode(b"\x00\x01").decode()], blob, pa.large_binary()).to_pylist() == [b"\x00\x01"]
+    assert to_arrow([base64.b64encode(b"\x00\x01").decode()], blob, pa.large_binary()).to_pylist() == [
+        b"\x00\x01"
+    ]
 
 
 def test_values_that_do_not_fit_are_named() -> None:

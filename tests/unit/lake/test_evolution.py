@@ -13,7 +13,11 @@ def test_a_new_table_gets_its_key_columns_then_optional_columns() -> None:
     targets, evolution = resolve_all(
         BASE, [("order_id", StringType())], [("status", StringType()), ("n", IntegerType())], empty=True
     )
-    assert targets == {("order_id", StringType()): "order_id", ("status", StringType()): "status", ("n", IntegerType()): "n"}
+    assert targets == {
+        ("order_id", StringType()): "order_id",
+        ("status", StringType()): "status",
+        ("n", IntegerType()): "n",
+    }
     assert evolution.keys == [("order_id", StringType())]
     assert evolution.add == [("status", StringType()), ("n", IntegerType())]
     assert not evolution.widen
