@@ -50,6 +50,11 @@ def agents_of(request: Request) -> AgentsService:
                 service = build_agents(state.platform)
                 # Traces are flushed and the triage ledger closed however the server stops.
                 atexit.register(service.close)
+                book = service.toolbox.orders
+                refresh = getattr(book, "refresh", None)
+                if callable(refresh):
+                    # Read the order topics once now, not during the first customer's question.
+                    threading.Thread(target=refresh, kwargs={"force": True}, daemon=True).start()
                 state.agents = service
     return service
 

@@ -8,7 +8,6 @@ golden set against a simulated world and exits 1 when a metric regresses beyond 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -321,18 +320,14 @@ def evaluate(
     tool-call accuracy, refusal correctness, latency. Exit 1 when a metric regresses beyond
     agents.eval.margin against the baseline, or misses a required level."""
     from shopops.agents.evaluation import (
-        compare,
         default_baseline_path,
-        default_tracking_uri,
-        load_baseline,
+        default_golden_path,
         log_to_mlflow,
+        mlflow_target,
+        regressions_of,
     )
-    from shopops.agents.evaluation import (
-        evaluate as run_evaluation,
-    )
-    from shopops.agents.evaluation import (
-        write_baseline as save_baseline,
-    )
+    from shopops.agents.evaluation import evaluate as run_evaluation
+    from shopops.agents.evaluation import write_baseline as save_baseline
 
     settings = cli_settings()
     config = settings.agents.eval
@@ -358,23 +353,18 @@ def evaluate(
             settings, golden_path=golden_path, agents=agent, world_home=world, step=step, progress=advance
         )
     baseline_path = baseline or config.baseline or default_baseline_path()
-    if write_baseline is not None and not baseline_path.is_file():
-        regressions = []  # the first baseline: nothing to compare with yet
+    first_baseline = write_baseline is not None and not baseline_path.is_file()
+    if first_baseline:
+        regressions = []  # nothing to compare with yet
     else:
-        regressions = compare(
-            report.metrics, load_baseline(baseline_path), config.margin, config.latency_margin
-        )
+        regressions = regressions_of(report, baseline_path, config.margin, config.latency_margin, agent)
     failures = report.requirement_failures()
     run_id = None
     if mlflow:
-        from shopops.agents.evaluation import default_golden_path
-
-        uri = (
-            config.tracking_uri
-            or os.environ.get("MLFLOW_TRACKING_URI")
-            or default_tracking_uri(settings.home)
+        uri, artifacts = mlflow_target(settings)
+        run_id = log_to_mlflow(
+            report, uri, config.experiment, golden_path or default_golden_path(), artifacts
         )
-        run_id = log_to_mlflow(report, uri, config.experiment, golden_path or default_golden_path())
     if write_baseline is not None:
         save_baseline(write_baseline, report)
     if as_json:
@@ -387,7 +377,8 @@ def evaluate(
         }
         console.print_json(orjson.dumps(body).decode())
     else:
-        _print_eval(report, regressions, failures, baseline_path, run_id)
+        compared = write_baseline if first_baseline and write_baseline is not None else baseline_path
+        _print_eval(report, regressions, failures, compared, run_id)
     if regressions or failures:
         raise typer.Exit(1)
 

@@ -512,14 +512,34 @@ def compare(
     return out
 
 
-def load_baseline(path: Path) -> dict[str, float]:
+def load_baseline(path: Path, agent: str | None = None) -> dict[str, float]:
+    """The baseline's metrics: overall, or of one agent."""
     if not path.is_file():
         raise NotFoundError(
             f"no baseline at {path}", hint="write one with `shopops agent eval --write-baseline FILE`"
         )
     body = orjson.loads(path.read_bytes())
-    metrics = body.get("metrics", body)
+    metrics = body.get("metrics", body) if agent is None else body.get("by_agent", {}).get(agent, {})
     return {str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def regressions_of(
+    report: EvalReport,
+    baseline: Path,
+    margin: float,
+    latency_margin: float | None,
+    agents: Sequence[str] | None,
+) -> list[Regression]:
+    """Regressions against the baseline: overall, or per agent when only some agents were run."""
+    if not agents:
+        return compare(report.metrics, load_baseline(baseline), margin, latency_margin)
+    out: list[Regression] = []
+    for agent in agents:
+        for r in compare(
+            report.by_agent.get(agent, {}), load_baseline(baseline, agent), margin, latency_margin
+        ):
+            out.append(Regression(f"{agent}.{r.metric}", r.value, r.baseline, r.allowed))
+    return out
 
 
 def write_baseline(path: Path, report: EvalReport) -> None:
@@ -528,14 +548,24 @@ def write_baseline(path: Path, report: EvalReport) -> None:
     path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
 
 
-def log_to_mlflow(report: EvalReport, tracking_uri: str, experiment: str, golden: Path) -> str:
-    """Log the metrics (overall and per agent) and the per-case results as one MLflow run."""
+def log_to_mlflow(
+    report: EvalReport, tracking_uri: str, experiment: str, golden: Path, artifact_location: str | None = None
+) -> str:
+    """Log the metrics (overall and per agent) and the per-case results as one MLflow run.
+
+    A new experiment keeps its artifacts at ``artifact_location`` (MLflow's default, ``./mlruns``
+    of the working directory, is never what is wanted)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
+    from mlflow.tracking import MlflowClient
 
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = (
+        found.experiment_id if found is not None else client.create_experiment(experiment, artifact_location)
+    )
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"agents-eval-{report.model}") as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"agents-eval-{report.model}") as run:
         mlflow.log_params(
             {
                 "model": report.model,
@@ -553,9 +583,28 @@ def log_to_mlflow(report: EvalReport, tracking_uri: str, experiment: str, golden
 
 
 def default_tracking_uri(home: Path) -> str:
+    """The platform's MLflow store by default: SQLite at ``$SHOPOPS_HOME/ml/mlflow.db``."""
     folder = home / "ml"
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+
+
+def mlflow_target(settings: Any) -> tuple[str, str]:
+    """``(tracking URI, artifact location)`` of eval runs: ``agents.eval.tracking_uri``, else the
+    platform's MLflow (``ml.tracking``), else ``$MLFLOW_TRACKING_URI``, else SQLite in the data
+    directory; artifacts beside the ML runs'."""
+    tracking = getattr(getattr(settings, "ml", None), "tracking", None)
+    uri = (
+        settings.agents.eval.tracking_uri
+        or getattr(tracking, "uri", None)
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or default_tracking_uri(settings.home)
+    )
+    artifacts = (
+        getattr(tracking, "artifact_location", None)
+        or (settings.home / "ml" / "artifacts").resolve().as_uri()
+    )
+    return uri, artifacts
 
 
 # --- running ------------------------------------------------------------------------------------

@@ -121,6 +121,8 @@ class ToolCallRecord:
     seconds: float = 0.0
     #: Policy ids behind a decision, or the rule that refused the call.
     reasons: tuple[str, ...] = ()
+    #: The tool's structured result (for the caller to render; the model reads the message).
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +134,7 @@ class ToolCallRecord:
             "region": self.region,
             "seconds": round(self.seconds, 6),
             "reasons": list(self.reasons),
+            "data": self.data,
         }
 
 

@@ -119,7 +119,8 @@ def passage_block(passages: Sequence[Any]) -> str:
 
 
 def tool_message_text(record: ToolCallRecord, outcome: ToolOutcome) -> str:
-    """A tool result as the model reads it: its plain message (the data stays in the trace)."""
+    """A tool result as the model reads it: its plain message (the structured data goes back to
+    the caller with the tool call)."""
     prefix = {
         ToolStatus.REFUSED: "Refused: ",
         ToolStatus.BLOCKED: "Not allowed: ",
@@ -235,6 +236,8 @@ class AgentRuntime:
                 # The same calls again (their results are already in the conversation): ask for the
                 # answer instead of looping.
                 message = self._ask(run, state["messages"], offer_tools=False)
+                if message.tool_calls:  # a model that insists: it gets no tools, only its words
+                    message = AIMessage(content=message.content, id=message.id)
             elif len(fresh) != len(message.tool_calls):
                 message = AIMessage(content=message.content, tool_calls=fresh, id=message.id)
         return {"messages": [message]}
@@ -302,6 +305,7 @@ class AgentRuntime:
             span.set_attribute("tool.arguments", orjson.dumps(arguments, default=str).decode())
             outcome = self._guarded(run, record)
             record.status, record.message = outcome.status, outcome.message
+            record.data = orjson.loads(orjson.dumps(dict(outcome.data), default=str))
             record.seconds = time.perf_counter() - started
             span.set_attribute("tool.status", outcome.status.value)
             span.set_attribute("tool.region", record.region)
@@ -679,8 +683,8 @@ class AgentRuntime:
     def _resolve(
         n: int, listed: dict[int, tuple[str, str]], given: list[Citation], calls: list[ToolCallRecord]
     ) -> Citation | None:
-        """What ``[n]`` of an answer points at: a listed source (a passage or a tool), else the n-th "
-        "passage."""
+        """What ``[n]`` of an answer points at: a listed source (a tool, or a document: every
+        passage of it the model was given), else the n-th passage."""
         if n in listed:
             source, heading = listed[n]
             if source.startswith("tool "):
@@ -688,12 +692,13 @@ class AgentRuntime:
                 record = next((c for c in reversed(calls) if c.name == name), None)
                 return Citation(n, source, "tool", "", "", record.message if record else "")
             same = [c for c in given if c.source == source]
-            match = next(
-                (c for c in same if heading and c.heading.endswith(heading)), same[0] if same else None
-            )
-            if match is not None:
-                return Citation(n, match.source, match.title, match.heading, match.chunk_id, match.text)
-            return Citation(n, source, "", heading)
+            if not same:
+                return Citation(n, source, "", heading)
+            exact = [c for c in same if heading and c.heading.endswith(heading)]
+            first = (exact or same)[0]
+            # A model citing a document cites what it read of it: all of its passages.
+            text = "\n\n".join(c.text for c in (exact or same))
+            return Citation(n, first.source, first.title, first.heading, first.chunk_id, text)
         if 1 <= n <= len(given):
             c = given[n - 1]
             return Citation(n, c.source, c.title, c.heading, c.chunk_id, c.text)

@@ -87,7 +87,12 @@ class EtaUseCase(UseCase):
         return boosters
 
     def transform(self, output: str, raw: np.ndarray) -> np.ndarray:
-        return np.exp(raw)
+        hours: np.ndarray = np.exp(raw)
+        return hours
+
+    def consistent(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # Two separately fitted quantiles can cross on sparse lanes; a P90 below the P50 is never served.
+        return {**outputs, "p90": np.maximum(outputs["p90"], outputs["p50"])}
 
     def evaluate(
         self, predictions: dict[str, np.ndarray], frame: pd.DataFrame, label: str, truth: str | None

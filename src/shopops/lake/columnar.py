@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -117,14 +118,9 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
         else:
             options = pj.ParseOptions(explicit_schema=pa.schema(_ENVELOPE), unexpected_field_behavior="infer")
         parsed = pj.read_json(io.BytesIO(b"\n".join(values)), parse_options=options)
-        key_rows = pj.read_json(io.BytesIO(b"\n".join(keys)))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    if (
-        parsed.num_rows != len(records)
-        or key_rows.num_rows != len(records)
-        or "after" not in parsed.column_names
-    ):
+    if parsed.num_rows != len(records) or "after" not in parsed.column_names:
         return None
     ops = parsed.column("op").combine_chunks()
     source = parsed.column("source").combine_chunks()
@@ -136,9 +132,10 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
     lsns = source.field("lsn")
     if lsns.null_count:
         return None
-    if any(pa.types.is_nested(f.type) for f in key_rows.schema):
-        return None
     after = pa.Table.from_arrays(after_struct.flatten(), names=[f.name for f in after_struct.type])
+    key_rows = _key_rows(keys, after)
+    if key_rows is None or any(pa.types.is_nested(f.type) for f in key_rows.schema):
+        return None
     if declared is not None:
         columns = tuple(declared)
     else:
@@ -175,6 +172,25 @@ def _key_texts(raw: list[bytes], decoder: ChangeDecoder) -> list[bytes] | None:
     if any([k.startswith(b'{"schema":') for k in raw]):
         return None
     return raw
+
+
+def _key_rows(keys: list[bytes], after: pa.Table) -> pa.Table | None:
+    """The key columns of every event. Debezium's after-image holds the primary key's columns
+    with the key's values, so they are taken from there when it has them all (the key's names
+    come from the first key); otherwise the keys are parsed."""
+    try:
+        first = orjson.loads(keys[0])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(first, dict) or not first:
+        return None
+    if all(name in after.column_names for name in first):
+        return after.select(list(first))
+    try:
+        parsed = pj.read_json(io.BytesIO(b"\n".join(keys)))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return parsed if parsed.num_rows == len(keys) else None
 
 
 def _inferred_columns(after: pa.Table) -> tuple[tuple[SourceColumn, ...], pa.Table] | None:

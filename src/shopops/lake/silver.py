@@ -33,7 +33,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -76,12 +76,17 @@ from shopops.lake.tables import (
     open_or_create,
 )
 
+if TYPE_CHECKING:
+    from shopops.lake.quarantine import QuarantineTable
+
 log = get_logger("shopops.lake.silver")
 
 NAMESPACE = "silver"
 #: Columns of the in-memory index of a data file.
 INDEX_COLUMNS = ("_key", "_lsn", "_partition", "_offset", "_source_ts_ms", "_op")
 _ROW_OPS = ("c", "u", "r")
+#: Up to this size, the content of the data file a worker wrote last stays in memory.
+KEEP_WRITTEN_BYTES = 64 << 20
 _DATASET = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 
 APPLIED = Counter(
@@ -160,13 +165,15 @@ class SilverTable:
         if any(self.table.properties.get(k) != v for k, v in TABLE_PROPERTIES.items()):
             with self.table.transaction() as tx:
                 tx.set_properties(TABLE_PROPERTIES)
-        self._quarantine: Any = None
+        self._quarantine: QuarantineTable | None = None
         self._files: list[DataFile] = []
         self._files_snapshot: int | None = -1
         self._index: dict[str, pa.Table] = {}
+        #: The content of the data file this worker wrote last (the next batch often rewrites it).
+        self._written: dict[str, pa.Table] = {}
 
     @property
-    def quarantine(self) -> Any:
+    def quarantine(self) -> QuarantineTable:
         """The quarantine table of this topic (opened on first use)."""
         if self._quarantine is None:
             from shopops.lake.quarantine import QuarantineTable
@@ -489,6 +496,9 @@ class SilverTable:
 
     def _read(self, data_file: DataFile) -> pa.Table:
         schema = self.table.schema()
+        written = self._written.get(data_file.file_path)
+        if written is not None and written.schema == schema_to_pyarrow(schema, include_field_ids=False):
+            return written  # what this worker wrote last: no need to read it back
         table = ArrowScan(self.table.metadata, self.table.io, schema, AlwaysTrue()).to_table(
             [FileScanTask(data_file)]
         )
@@ -526,8 +536,11 @@ class SilverTable:
         self._files_snapshot = snapshot_now.snapshot_id if snapshot_now else None
         for path in gone:
             self._index.pop(path, None)
+        self._written = {}
         if len(written) == 1:
             self._index[written[0].file_path] = content.select(list(INDEX_COLUMNS))
+            if content.nbytes <= KEEP_WRITTEN_BYTES:
+                self._written = {written[0].file_path: content}
         expire_old_snapshots(self.table, self.keep_snapshots)
 
 
@@ -552,42 +565,36 @@ def _key_array(values: list[Any], source: SourceColumn, target: pa.DataType) -> 
 
 def _decide(rows: pa.Table, tombstone: pa.Array, index: pa.Table) -> tuple[pa.Array, pa.Array, list[int]]:
     """Which rows of the batch replace the table's state (row numbers), the ``_lsn`` each then
-    carries (a tombstone takes over its key's LSN), and the data files holding replaced keys."""
-    candidates = pa.table(
-        {
-            "_key": rows.column("_key"),
-            "_lsn": rows.column("_lsn"),
-            "_partition": rows.column("_partition"),
-            "_offset": rows.column("_offset"),
-            "_source_ts_ms": rows.column("_source_ts_ms"),
-            "__tomb": tombstone,
-            "__row": pa.array(range(rows.num_rows), pa.int64()),
-        }
-    )
-    joined = candidates.join(index, keys="_key", join_type="left outer")
-    has_e = pc.is_valid(joined.column("__file"))
-    lsn, e_lsn = joined.column("_lsn"), joined.column("e_lsn")
+    carries (a tombstone takes over its key's LSN), and the data files holding replaced keys.
+
+    A key is at most once in the batch's rows and once in the table, so a hash lookup of the
+    batch's keys in the table's (``index_in``) pairs them up.
+    """
+    at = pc.index_in(rows.column("_key"), value_set=index.column("_key").combine_chunks())
+
+    def existing(name: str) -> pa.Array:
+        return index.column(name).combine_chunks().take(at)
+
+    e_file, e_lsn = existing("__file"), existing("e_lsn")
+    has_e = pc.is_valid(at)
+    lsn = rows.column("_lsn").combine_chunks()
     both = pc.and_kleene(pc.is_valid(lsn), pc.is_valid(e_lsn))
     newer = pc.if_else(
         both,
         pc.greater(lsn, e_lsn),
         pc.if_else(
-            pc.equal(joined.column("_partition"), joined.column("e_partition")),
-            pc.greater(joined.column("_offset"), joined.column("e_offset")),
-            pc.greater_equal(joined.column("_source_ts_ms"), joined.column("e_ts")),
+            pc.equal(rows.column("_partition"), existing("e_partition")),
+            pc.greater(rows.column("_offset"), existing("e_offset")),
+            pc.greater_equal(rows.column("_source_ts_ms"), existing("e_ts")),
         ),
     )
-    tomb = joined.column("__tomb")
-    live = pc.and_kleene(has_e, pc.not_equal(joined.column("e_op"), "d"))
-    apply = pc.if_else(has_e, newer, pc.invert(tomb))
-    apply = pc.fill_null(pc.and_kleene(apply, pc.or_kleene(pc.invert(tomb), live)), False)
-    chosen = joined.filter(apply)
-    fixed_lsn = pc.if_else(chosen.column("__tomb"), chosen.column("e_lsn"), chosen.column("_lsn"))
-    order = pc.sort_indices(chosen.column("__row"))
-    chosen = chosen.take(order)
-    fixed_lsn = fixed_lsn.take(order)
-    touched = pc.unique(chosen.column("__file").drop_null()).to_pylist()
-    return chosen.column("__row"), fixed_lsn.combine_chunks(), sorted(touched)
+    live = pc.and_kleene(has_e, pc.not_equal(existing("e_op"), "d"))
+    apply = pc.if_else(has_e, newer, pc.invert(tombstone))
+    apply = pc.fill_null(pc.and_kleene(apply, pc.or_kleene(pc.invert(tombstone), live)), False)
+    chosen = pc.indices_nonzero(apply)
+    fixed_lsn = pc.if_else(tombstone, e_lsn, lsn).take(chosen)
+    touched = pc.unique(e_file.take(chosen).drop_null()).to_pylist()
+    return chosen, fixed_lsn, sorted(touched)
 
 
 # --- readers -------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from rich.table import Table
 from shopops.cli.common import console, err_console, handle_errors
 from shopops.core.errors import InvalidInputError
 
-models_app = typer.Typer(help="Registered models: list, model cards, promote, roll back, batch score.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered models: list, model cards, promote, roll back, batch score.", no_args_is_help=True
+)
 
 _USE_CASES = ("fraud", "eta")
 
@@ -33,9 +35,16 @@ def _num(value: Any) -> str:
 @handle_errors
 def train(
     use_case: Annotated[str, typer.Argument(help="fraud or eta")],
-    tune: Annotated[bool, typer.Option("--tune", help="Search hyperparameters first (on Ray when ray.address is set)")] = False,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: ml.training.seed); the same seed gives the same model")] = None,
-    regions: Annotated[str | None, typer.Option(help="Comma-separated regions to train on (default: all)")] = None,
+    tune: Annotated[
+        bool, typer.Option("--tune", help="Search hyperparameters first (on Ray when ray.address is set)")
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Random seed (default: ml.training.seed); the same seed gives the same model"),
+    ] = None,
+    regions: Annotated[
+        str | None, typer.Option(help="Comma-separated regions to train on (default: all)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Train a model, score it against the simulator's truth, log and register it in MLflow."""
@@ -60,7 +69,11 @@ def train(
     if as_json:
         _json(report.to_dict())
         return
-    table = Table("metric", "holdout", title=f"{report.model} v{report.version} (run {report.run_id[:12]}, {report.backend})")
+    table = Table(
+        "metric",
+        "holdout",
+        title=f"{report.model} v{report.version} (run {report.run_id[:12]}, {report.backend})",
+    )
     for name, value in report.metrics.items():
         table.add_row(name, _num(value))
     console.print(table)
@@ -123,7 +136,13 @@ def list_models(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         for v in model["versions"]:
             metrics = ", ".join(f"{k}={float(x):.4f}" for k, x in sorted(v["metrics"].items()) if k != "seed")
             aliases = ", ".join(v["aliases"])
-            table.add_row(model["name"], str(v["version"]), f"[bold green]{aliases}[/]" if aliases else "", metrics, v["run_id"][:12])
+            table.add_row(
+                model["name"],
+                str(v["version"]),
+                f"[bold green]{aliases}[/]" if aliases else "",
+                metrics,
+                v["run_id"][:12],
+            )
     console.print(table)
 
 
@@ -131,7 +150,9 @@ def list_models(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @handle_errors
 def card(
     name: Annotated[str, typer.Argument(help="Model name (fraud, eta)")],
-    version: Annotated[int | None, typer.Option(help="Version (default: the champion, else the newest)")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Version (default: the champion, else the newest)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The card as JSON instead of Markdown")] = False,
 ) -> None:
     """Print a model card (intended use, data, metrics per region, SHAP, limitations, owner)."""
@@ -166,7 +187,9 @@ def _print_report(report: Any, as_json: bool) -> None:
 def promote(
     name: Annotated[str, typer.Argument(help="Model name (fraud, eta)")],
     version: Annotated[int, typer.Argument(help="The candidate version")],
-    approver: Annotated[list[str] | None, typer.Option("--approver", "-a", help="Who approved; repeat for several")] = None,
+    approver: Annotated[
+        list[str] | None, typer.Option("--approver", "-a", help="Who approved; repeat for several")
+    ] = None,
     key: Annotated[str | None, typer.Option(envvar="SHOPOPS_API_KEY", help="The promoter's API key")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -190,8 +213,12 @@ def promote(
 @handle_errors
 def rollback(
     name: Annotated[str, typer.Argument(help="Model name (fraud, eta)")],
-    approver: Annotated[list[str] | None, typer.Option("--approver", "-a", help="Who approved; repeat for several")] = None,
-    key: Annotated[str | None, typer.Option(envvar="SHOPOPS_API_KEY", help="The API key of who rolls back")] = None,
+    approver: Annotated[
+        list[str] | None, typer.Option("--approver", "-a", help="Who approved; repeat for several")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="SHOPOPS_API_KEY", help="The API key of who rolls back")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Point the champion back at the version that held it before (policy-checked, audited)."""
@@ -204,7 +231,9 @@ def rollback(
 @handle_errors
 def score(
     name: Annotated[str, typer.Argument(help="Model name (fraud, eta)")],
-    source: Annotated[Path, typer.Option("--input", help="Parquet file or folder with the model's feature columns")],
+    source: Annotated[
+        Path, typer.Option("--input", help="Parquet file or folder with the model's feature columns")
+    ],
     output: Annotated[Path, typer.Option("--output", help="Where the scored rows go (Parquet)")],
     version: Annotated[int | None, typer.Option(help="Version (default: the champion)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -234,5 +263,6 @@ def score(
     else:
         console.print(
             f"scored {report.rows:,} rows with {report.model} v{report.version} ({report.backend}) into "
-            f"{report.output} in {report.seconds:.2f} s; {report.defaulted:,} missing feature values defaulted"
+            f"{report.output} in {report.seconds:.2f} s; "
+            f"{report.defaulted:,} missing feature values defaulted"
         )

@@ -100,3 +100,18 @@ def test_a_regression_beyond_the_margin_fails() -> None:
     assert found == [Regression("tool_call_accuracy", 0.9, 1.0, 0.95)]
     slow = compare({"latency_p95_s": 1.6}, baseline, 0.05, latency_margin=0.5)
     assert [r.metric for r in slow] == ["latency_p95_s"]
+
+
+def test_a_run_of_some_agents_is_compared_with_their_own_baselines(tmp_path: Path) -> None:
+    from shopops.agents.evaluation import CaseResult, build_report, regressions_of, write_baseline
+
+    def result(agent: str, ok: bool) -> CaseResult:
+        return CaseResult("c", agent, "normal", "en", "q", "a", "answered", [], 0.1, tools_ok=ok)
+
+    baseline = tmp_path / "baseline.json"
+    write_baseline(baseline, build_report([result("support", True), result("triage", False)], "m", "b", 1.0))
+    triage_only = build_report([result("triage", False)], "m", "b", 1.0)
+    assert regressions_of(triage_only, baseline, 0.05, None, ["triage"]) == []
+    worse = build_report([result("support", False)], "m", "b", 1.0)
+    [regression] = regressions_of(worse, baseline, 0.05, None, ["support"])
+    assert regression.metric == "support.tool_call_accuracy"

@@ -80,8 +80,12 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- Label: `{card['data']['label']}`; rows: {card['data']['rows']}",
         f"- Holdout: {card['data']['holdout']}",
         "- Data versions: "
-        + (", ".join(f"`{k}` = {v}" for k, v in sorted(card["data"]["data_versions"].items())) or "none recorded"),
-        f"- Features ({len(card['data']['features'])}): " + ", ".join(f"`{f}`" for f in card["data"]["features"]),
+        + (
+            ", ".join(f"`{k}` = {v}" for k, v in sorted(card["data"]["data_versions"].items()))
+            or "none recorded"
+        ),
+        f"- Features ({len(card['data']['features'])}): "
+        + ", ".join(f"`{f}`" for f in card["data"]["features"]),
         "",
         "## Metrics (holdout)",
         "",
@@ -103,7 +107,13 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += ["| region | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for region, metrics in sorted(regions.items()):
         lines.append(f"| {region} | " + " | ".join(_fmt(metrics.get(n, float("nan"))) for n in names) + " |")
-    lines += ["", "## What drives it (mean absolute SHAP, holdout)", "", "| feature | mean abs | mean |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        "## What drives it (mean absolute SHAP, holdout)",
+        "",
+        "| feature | mean abs | mean |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {r['feature']} | {_fmt(r['mean_abs'])} | {_fmt(r['mean'])} |" for r in card["shap"]]
     lines += ["", "## Limitations", "", card["limitations"], ""]
     return "\n".join(lines)

@@ -41,7 +41,8 @@ class PromotionRefusedError(ConflictError):
         reasons = "; ".join(f"gate {g.name!r} failed: {g.detail}" for g in failed)
         super().__init__(
             f"{model} v{version} was not promoted: {reasons}",
-            hint="retrain (`shopops train`) or fix what the gate names; `shopops models list` shows the champion",
+            hint="retrain (`shopops train`) or fix what the gate names; "
+            "`shopops models list` shows the champion",
             gates=[g.to_dict() for g in failed],
         )
         self.failed = failed
@@ -58,7 +59,13 @@ def beats_champion(
     if champion is None:
         return GateResult(BEATS, True, "no champion yet", {"metric": metric, "candidate": candidate})
     gain = candidate - champion if higher_is_better else champion - candidate
-    data = {"metric": metric, "candidate": candidate, "champion": champion, "gain": gain, "min_gain": min_gain}
+    data = {
+        "metric": metric,
+        "candidate": candidate,
+        "champion": champion,
+        "gain": gain,
+        "min_gain": min_gain,
+    }
     if math.isnan(candidate):
         return GateResult(BEATS, False, f"the candidate's {metric} is undefined on the holdout", data)
     if math.isnan(champion) or gain >= min_gain:
@@ -101,14 +108,24 @@ def regions_gate(
             continue
         loss = (base - value) if higher_is_better else (value - base)
         allowed = margin * abs(base) if relative else margin
-        data[region] = {"candidate": value, "champion": base, "loss": loss, "allowed": allowed, "judged": True}
+        data[region] = {
+            "candidate": value,
+            "champion": base,
+            "loss": loss,
+            "allowed": allowed,
+            "judged": True,
+        }
         if loss > allowed:
             limit = f"{margin:.0%} of it" if relative else f"{margin}"
-            worse.append(f"{region} {metric} {_fmt(value)} against the champion's {_fmt(base)} (margin {limit})")
+            worse.append(
+                f"{region} {metric} {_fmt(value)} against the champion's {_fmt(base)} (margin {limit})"
+            )
     if worse:
         return GateResult(REGIONS, False, "worse in " + "; ".join(worse), data)
     judged = sorted(r for r, d in data.items() if d["judged"])
-    return GateResult(REGIONS, True, f"no region worse beyond the margin ({', '.join(judged) or 'none judged'})", data)
+    return GateResult(
+        REGIONS, True, f"no region worse beyond the margin ({', '.join(judged) or 'none judged'})", data
+    )
 
 
 def drift_gate(psi_by_feature: dict[str, float], max_psi: float, compared_with: str, rows: int) -> GateResult:
@@ -126,5 +143,7 @@ def drift_gate(psi_by_feature: dict[str, float], max_psi: float, compared_with: 
 
 def card_gate(missing: list[str]) -> GateResult:
     if missing:
-        return GateResult(CARD, False, f"the model card is missing or lacks: {', '.join(missing)}", {"missing": missing})
+        return GateResult(
+            CARD, False, f"the model card is missing or lacks: {', '.join(missing)}", {"missing": missing}
+        )
     return GateResult(CARD, True, "model card present", {})

@@ -26,6 +26,7 @@ from shopops.governance.model import AuditEntry, AuditKind, EntityRef, Principal
 from shopops.governance.service import GovernanceService
 from shopops.ml.promotion.cards import CARD_DIR, CARD_JSON, CARD_MD, missing_sections
 from shopops.ml.promotion.model import (
+    DRIFT,
     GateResult,
     PromotionRefusedError,
     beats_champion,
@@ -37,11 +38,10 @@ from shopops.ml.serving.loader import LoadedModel, load_model
 from shopops.ml.serving.predlog import recent_inputs
 from shopops.ml.tracking.service import CHAMPION, ModelVersionInfo, Tracking
 from shopops.ml.training.model import psi
-from shopops.ml.training.usecase import get_use_case
 
 log = get_logger(__name__)
 
-#: Fewer live predictions than this: drift is judged against the candidate's holdout instead.
+#: Fewer live predictions than this: input drift is not judged yet.
 MIN_LIVE_ROWS = 200
 
 
@@ -106,7 +106,11 @@ class PromotionService:
                             "created_ms": v.created_ms,
                             "aliases": list(v.aliases),
                             "run_id": v.run_id,
-                            "metrics": {k.removeprefix("shopops."): v.tags[k] for k in v.tags if k.startswith("shopops.") and k not in ("shopops.use_case", "shopops.card")},
+                            "metrics": {
+                                k.removeprefix("shopops."): v.tags[k]
+                                for k in v.tags
+                                if k.startswith("shopops.") and k not in ("shopops.use_case", "shopops.card")
+                            },
                         }
                         for v in versions
                     ],
@@ -131,7 +135,9 @@ class PromotionService:
             return self.tracking.version(name, champion)
         versions = self.tracking.versions(name)
         if not versions:
-            raise NotFoundError(f"no registered model {name!r}", hint="`shopops models list`; `shopops train fraud|eta`")
+            raise NotFoundError(
+                f"no registered model {name!r}", hint="`shopops models list`; `shopops train fraud|eta`"
+            )
         return versions[0]
 
     # --- gates ----------------------------------------------------------------------------------
@@ -187,7 +193,7 @@ class PromotionService:
                 min_rows=self.cfg.region_min_rows,
             )
         )
-        results.append(self._drift(candidate, holdout))
+        results.append(self._drift(candidate))
         results.append(card_gate(missing_sections(self._card_json(info))))
         floor = _floor(uc.higher_is_better)
         baseline = champ_eval.better_score() if champ_eval else floor
@@ -199,17 +205,26 @@ class PromotionService:
         }
         return results, evaluation
 
-    def _drift(self, candidate: LoadedModel, holdout: pd.DataFrame) -> GateResult:
+    def _drift(self, candidate: LoadedModel) -> GateResult:
+        """The live inputs (the newest predictions logged) against what the candidate learned on.
+
+        With too few predictions logged the gate is not judged (it says so): a holdout is no
+        stand-in, since cumulative features (orders so far, accounts per device) grow with time.
+        """
         reference = candidate.metadata["reference"]
         live = recent_inputs(self.prediction_log, candidate.use_case.name, self.cfg.drift_window)
-        if len(live) >= MIN_LIVE_ROWS:
-            sample = {f: np.array([row.get(f, math.nan) for row in live], dtype=float) for f in candidate.features}
-            against, rows = "the live inputs logged", len(live)
-        else:
-            sample = {f: holdout[f].to_numpy(dtype=float) for f in candidate.features}
-            against, rows = "the holdout (too few live predictions logged yet)", len(holdout)
+        if len(live) < MIN_LIVE_ROWS:
+            return GateResult(
+                DRIFT,
+                True,
+                f"not judged: {len(live)} live predictions logged, at least {MIN_LIVE_ROWS} needed",
+                {"rows": len(live)},
+            )
+        sample = {
+            f: np.array([row.get(f, math.nan) for row in live], dtype=float) for f in candidate.features
+        }
         scores = {f: round(psi(reference[f], sample[f]), 4) for f in candidate.features}
-        return drift_gate(scores, self.cfg.max_psi, against, rows)
+        return drift_gate(scores, self.cfg.max_psi, "the live inputs logged", len(live))
 
     def _card_json(self, info: ModelVersionInfo) -> dict[str, Any] | None:
         try:
@@ -242,7 +257,8 @@ class PromotionService:
             previous = self.tracking.alias_version(name, CHAMPION)
             if previous == version:
                 raise ConflictError(
-                    f"{name} v{version} is already the champion", hint="`shopops models list` shows every version"
+                    f"{name} v{version} is already the champion",
+                    hint="`shopops models list` shows every version",
                 )
             gates, evaluation = self.gates(name, version)
             failed = [g for g in gates if not g.passed]
@@ -256,7 +272,11 @@ class PromotionService:
                             str(resource),
                             "deny",
                             tuple(f"gate:{g.name}" for g in failed),
-                            details={"alias": CHAMPION, "version": version, "gates": [g.to_dict() for g in gates]},
+                            details={
+                                "alias": CHAMPION,
+                                "version": version,
+                                "gates": [g.to_dict() for g in gates],
+                            },
                         )
                     ]
                 )
@@ -269,7 +289,9 @@ class PromotionService:
             name, version, previous, gates, list(decision.reasons), principal.label, approvers
         )
 
-    def rollback(self, name: str, principal: Principal, approvers: list[str] | None = None) -> PromotionReport:
+    def rollback(
+        self, name: str, principal: Principal, approvers: list[str] | None = None
+    ) -> PromotionReport:
         """Point ``champion`` back at the version that held it before the current one.
 
         The version already passed its gates when it was champion; the policy still decides (as a
@@ -339,7 +361,14 @@ class PromotionService:
                 self.catalog_link(name, version, f"runs:/{info.run_id}/{card}")
             except Exception as exc:  # the catalog is informational; the promotion stands
                 log.warning("model card not linked in the catalog", model=name, error=str(exc))
-        log.info("champion moved", model=name, version=version, previous=previous, by=principal.label, action=action)
+        log.info(
+            "champion moved",
+            model=name,
+            version=version,
+            previous=previous,
+            by=principal.label,
+            action=action,
+        )
 
 
 def _floor(higher_is_better: bool) -> float:

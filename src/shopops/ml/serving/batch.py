@@ -41,9 +41,9 @@ def score_frame(
     holes = np.isnan(matrix)
     matrix = np.where(holes, defaults, matrix)
     out = frame.copy()
-    for name, booster in boosters.items():
-        column = "fraud_score" if use_case.name == "fraud" else f"{name}_hours"
-        out[column] = use_case.transform(name, booster.predict(matrix))
+    raw = {name: use_case.transform(name, booster.predict(matrix)) for name, booster in boosters.items()}
+    for name, values in use_case.consistent(raw).items():
+        out["fraud_score" if use_case.name == "fraud" else f"{name}_hours"] = values
     out["defaulted"] = holes.sum(axis=1)
     return out
 
@@ -79,7 +79,9 @@ def score_table(
         scored.write_parquet(str(output))
         rows = int(scored.count())
         defaulted = int(scored.sum("defaulted") or 0) if rows else 0
-        return BatchReport(model.name, model.version, rows, defaulted, str(output), "ray", time.perf_counter() - started)
+        return BatchReport(
+            model.name, model.version, rows, defaulted, str(output), "ray", time.perf_counter() - started
+        )
     dataset_pq = pq.ParquetDataset(str(source))
     _check(model, list(dataset_pq.schema.names))
     rows = defaulted = 0
@@ -104,4 +106,6 @@ def score_table(
     if writer is None:
         raise InvalidInputError(f"{source} holds no rows", hint="score a table with at least one row")
     tmp.replace(output)  # readers never see a half-written result
-    return BatchReport(model.name, model.version, rows, defaulted, str(output), "in-process", time.perf_counter() - started)
+    return BatchReport(
+        model.name, model.version, rows, defaulted, str(output), "in-process", time.perf_counter() - started
+    )

@@ -87,7 +87,8 @@ def fetch(tracking: Tracking, run_id: str, cache_dir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=cache_dir))
     try:
         tracking.download(run_id, META_DIR, staging)
-        tracking.download(run_id, f"{MODEL_DIR}/MLmodel", staging)
+        # A single file lands directly in the folder given: keep it where the model's folder would be.
+        tracking.download(run_id, f"{MODEL_DIR}/MLmodel", staging / MODEL_DIR)
         (staging / ".complete").touch()
         try:
             os.replace(staging, final)  # atomic: a reader sees all of it or nothing

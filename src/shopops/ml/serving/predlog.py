@@ -25,7 +25,9 @@ from shopops.core.logging import get_logger
 
 log = get_logger(__name__)
 
-LOGGED = Counter("shopops_ml_predictions_logged_total", "Predictions written to the prediction log", ["use_case"])
+LOGGED = Counter(
+    "shopops_ml_predictions_logged_total", "Predictions written to the prediction log", ["use_case"]
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -168,8 +170,10 @@ def count(path: Path, use_case: str | None = None) -> int:
         return 0
     conn = sqlite3.connect(path, timeout=30)
     try:
-        sql = "SELECT COUNT(*) FROM predictions" + (" WHERE use_case = ?" if use_case else "")
-        row = conn.execute(sql, (use_case,) if use_case else ()).fetchone()
+        if use_case is None:
+            row = conn.execute("SELECT COUNT(*) FROM predictions").fetchone()
+        else:
+            row = conn.execute("SELECT COUNT(*) FROM predictions WHERE use_case = ?", (use_case,)).fetchone()
         return int(row[0])
     finally:
         conn.close()

@@ -39,7 +39,9 @@ LATENCY = Histogram(
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 CHAMPION_VERSION = Gauge("shopops_ml_champion_version", "Version of the champion being served", ["use_case"])
-LOAD_FAILURES = Counter("shopops_ml_model_load_failures_total", "Champion versions refused or failed to load", ["use_case"])
+LOAD_FAILURES = Counter(
+    "shopops_ml_model_load_failures_total", "Champion versions refused or failed to load", ["use_case"]
+)
 
 SERVED = ("fraud", "eta")
 #: An entity key names an unknown entity when every feature of its view is missing online.
@@ -102,7 +104,8 @@ class ModelSlots:
             reason = self.errors.get(use_case, "no version of it holds the champion alias yet")
             raise BackendUnavailableError(
                 f"no {use_case} model is being served: {reason}",
-                hint=f"train and promote one: `shopops train {use_case}` then `shopops models promote {use_case} VERSION`",
+                hint=f"train and promote one: `shopops train {use_case}`, "
+                f"then `shopops models promote {use_case} VERSION`",
             )
         return model
 
@@ -145,7 +148,12 @@ class ModelSlots:
                 self._models = {**self._models, use_case: model}
                 self.errors.pop(use_case, None)
                 CHAMPION_VERSION.labels(use_case).set(version)
-                log.info("champion loaded", use_case=use_case, version=version, previous=current and current.version)
+                log.info(
+                    "champion loaded",
+                    use_case=use_case,
+                    version=version,
+                    previous=current and current.version,
+                )
             return seen
 
     def _refuse(self, use_case: str, version: int, reason: str) -> None:
@@ -183,7 +191,9 @@ class ServingService:
         alias moves every ``reload_interval_s``."""
         if wait:
             self.slots.refresh()
-        self._thread = threading.Thread(target=self._watch, args=(not wait,), name="champion-watch", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, args=(not wait,), name="champion-watch", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -249,12 +259,12 @@ class ServingService:
             if overrides and name in overrides:
                 row[i] = overrides[name]
                 continue
-            value = values.get(name)
-            if value is None or name in missing:
+            found = values.get(name)
+            if found is None or name in missing:
                 row[i] = model.defaults[i]
                 defaults[name] = float(model.defaults[i])
             else:
-                row[i] = value
+                row[i] = found
         matrix = row.reshape(1, -1)
         outputs: dict[str, float] = {}
         reasons: list[dict[str, Any]] = []
@@ -274,8 +284,11 @@ class ServingService:
                     if contrib[j] > 0
                 ]
         else:
-            for name, booster in model.boosters.items():
-                outputs[f"{name}_hours"] = float(model.use_case.transform(name, booster.predict(matrix))[0])
+            raw = {
+                name: model.use_case.transform(name, b.predict(matrix)) for name, b in model.boosters.items()
+            }
+            for name, predicted in model.use_case.consistent(raw).items():
+                outputs[f"{name}_hours"] = float(predicted[0])
         latency_us = int((time.perf_counter() - started) * 1e6)
         scored = Scored(
             request_id=uuid.uuid4().hex,

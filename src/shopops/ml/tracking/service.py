@@ -114,7 +114,9 @@ class Tracking:
         """The store named by ``settings.ml.tracking`` (defaults under ``settings.home``)."""
         cfg = settings.ml.tracking
         uri, artifacts = default_uris(settings.home, cfg.uri, cfg.artifact_location)
-        return cls(uri, artifacts, experiment_prefix=cfg.experiment_prefix, s3_endpoint_url=cfg.s3_endpoint_url)
+        return cls(
+            uri, artifacts, experiment_prefix=cfg.experiment_prefix, s3_endpoint_url=cfg.s3_endpoint_url
+        )
 
     # --- experiments and runs ---------------------------------------------------------------------
 
@@ -172,7 +174,11 @@ class Tracking:
         t = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
         for i in range(0, max(len(p), len(m), len(t)), 100):
             self._call(
-                self.client.log_batch, run_id, metrics=m[i : i + 100], params=p[i : i + 100], tags=t[i : i + 100]
+                self.client.log_batch,
+                run_id,
+                metrics=m[i : i + 100],
+                params=p[i : i + 100],
+                tags=t[i : i + 100],
             )
 
     def log_files(self, run_id: str, local_dir: Path, artifact_path: str) -> None:
@@ -266,7 +272,9 @@ class Tracking:
 
     def set_champion_history(self, name: str, history: list[int]) -> None:
         # The tag is bounded: the last 100 champions are plenty to roll back through.
-        self._call(self.client.set_registered_model_tag, name, HISTORY_TAG, orjson.dumps(history[-100:]).decode())
+        self._call(
+            self.client.set_registered_model_tag, name, HISTORY_TAG, orjson.dumps(history[-100:]).decode()
+        )
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         self._call(self.client.set_model_version_tag, name, str(version), key, value)

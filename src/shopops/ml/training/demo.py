@@ -94,7 +94,9 @@ class DemoModels:
         lake = self.platform.settings.lake
         catalog = open_catalog(lake.catalog_uri, lake.warehouse, self.platform.settings.home)
         # Exactly once even beside the running ingestion worker: a commit race is retried.
-        LakeIngestor(self.platform.event_log, catalog, topics=lake.topics, batch_records=lake.batch_records).run_once()
+        LakeIngestor(
+            self.platform.event_log, catalog, topics=lake.topics, batch_records=lake.batch_records
+        ).run_once()
         self.features.materialize()
 
     def _catalog(self) -> Any:

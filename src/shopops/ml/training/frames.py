@@ -209,7 +209,10 @@ def _fraud_features(code: str, orders: pd.DataFrame, customers: pd.DataFrame) ->
     n = len(orders)
     out = {name: np.zeros(n) for name in FRAUD_FEATURES}
     cols = zip(
-        orders["customer_id"], orders["device_id"], orders["card_fingerprint"], orders["shipping_address_hash"],
+        orders["customer_id"],
+        orders["device_id"],
+        orders["card_fingerprint"],
+        orders["shipping_address_hash"],
         strict=True,
     )
     for i, (cust, device, card, addr) in enumerate(cols):

@@ -24,8 +24,8 @@ def time_split(frame: pd.DataFrame, holdout_fraction: float, validation_fraction
     of the rest validates. By time, never at random: a model is always scored on its future."""
     ordered = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
     n = len(ordered)
-    cut = int(round(n * (1.0 - holdout_fraction)))
-    val_cut = int(round(cut * (1.0 - validation_fraction)))
+    cut = round(n * (1.0 - holdout_fraction))
+    val_cut = round(cut * (1.0 - validation_fraction))
     return Split(ordered.iloc[:val_cut], ordered.iloc[val_cut:cut], ordered.iloc[cut:])
 
 
@@ -93,12 +93,16 @@ class Evaluation:
 # --- SHAP and drift profiles ----------------------------------------------------------------------
 
 
-def shap_summary(contrib: np.ndarray, features: list[str]) -> list[dict[str, float | str]]:
+def shap_summary(contrib: np.ndarray, features: list[str]) -> list[dict[str, Any]]:
     """Mean |SHAP| and mean SHAP per feature (``contrib`` has one column per feature, then the bias),
     most important first."""
     values = contrib[:, : len(features)]
-    rows = [
-        {"feature": name, "mean_abs": float(np.mean(np.abs(values[:, i]))), "mean": float(np.mean(values[:, i]))}
+    rows: list[dict[str, Any]] = [
+        {
+            "feature": name,
+            "mean_abs": float(np.mean(np.abs(values[:, i]))),
+            "mean": float(np.mean(values[:, i])),
+        }
         for i, name in enumerate(features)
     ]
     return sorted(rows, key=lambda r: (-float(r["mean_abs"]), str(r["feature"])))
@@ -113,7 +117,11 @@ def profile(frame: pd.DataFrame, features: list[str], bins: int = 10) -> dict[st
     for name in features:
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
         present = values[~np.isnan(values)]
-        edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if len(present) else np.array([])
+        edges = (
+            np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+            if len(present)
+            else np.array([])
+        )
         counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
         total = max(len(values), 1)
         out[name] = {

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 
-class BoostersModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class BoostersModel(PythonModel):
     """Predicts one column per booster, each transformed as its use case serves it."""
 
     def load_context(self, context: Any) -> None:
@@ -30,9 +30,8 @@ class BoostersModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         matrix = model_input[self.features].to_numpy(dtype=float)
-        return pd.DataFrame(
-            {
-                name: np.asarray(self.use_case.transform(name, booster.predict(matrix)))
-                for name, booster in self.boosters.items()
-            }
-        )
+        raw = {
+            name: np.asarray(self.use_case.transform(name, np.asarray(b.predict(matrix))))
+            for name, b in self.boosters.items()
+        }
+        return pd.DataFrame(self.use_case.consistent(raw))

@@ -101,7 +101,11 @@ def truth_ok(use_case: UseCase, value: float) -> bool:
     """Whether the truth ratio meets its bound (a floor for PR-AUC, a ceiling for MAE)."""
     if math.isnan(value):
         return False
-    return value >= use_case.truth_ratio_bound if use_case.higher_is_better else value <= use_case.truth_ratio_bound
+    return (
+        value >= use_case.truth_ratio_bound
+        if use_case.higher_is_better
+        else value <= use_case.truth_ratio_bound
+    )
 
 
 class TrainingService:
@@ -161,8 +165,16 @@ class TrainingService:
                 say(f"searching {len(configs)} configurations ({backend})")
                 if ray is not None:
                     scores = search_on_ray(
-                        ray, uc, base, configs, split.train, split.validation, features, tf.label,
-                        self.home / "ml" / "ray_results", f"{use_case}-{seed}-{int(time.time())}",
+                        ray,
+                        uc,
+                        base,
+                        configs,
+                        split.train,
+                        split.validation,
+                        features,
+                        tf.label,
+                        self.home / "ml" / "ray_results",
+                        f"{use_case}-{seed}-{int(time.time())}",
                     )
                 else:
                     scores = search_in_process(
@@ -170,7 +182,12 @@ class TrainingService:
                     )
                 best = int(np.argmax(scores))  # the first of equal scores: deterministic
                 params = {**base, **configs[best]}
-                tuned = {"trials": len(configs), "best_trial": best, "best_score": scores[best], "scores": scores}
+                tuned = {
+                    "trials": len(configs),
+                    "best_trial": best,
+                    "best_score": scores[best],
+                    "scores": scores,
+                }
             # The final model learns from everything before the holdout (validation served the search).
             fitted = pd.concat([split.train, split.validation], ignore_index=True)
             say(f"fitting ({backend})")
@@ -203,7 +220,11 @@ class TrainingService:
             "backend": backend,
             "source": self.source_name,
             "data_versions": {k: int(v) for k, v in tf.data_versions.items()},
-            "rows": {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)},
+            "rows": {
+                "train": len(split.train),
+                "validation": len(split.validation),
+                "holdout": len(split.holdout),
+            },
             "holdout": _window(split.holdout),
             "evaluation": evaluation.to_dict(),
             "truth_check": {
@@ -285,7 +306,10 @@ class TrainingService:
             **{f"data_version.{k}": str(v) for k, v in metadata["data_versions"].items()},
         }
         name = f"{uc.name}-seed{metadata['seed']}"
-        with self.tracking.run(uc.name, name, tags) as run_id, tempfile.TemporaryDirectory(prefix="shopops-train-") as tmp:
+        with (
+            self.tracking.run(uc.name, name, tags) as run_id,
+            tempfile.TemporaryDirectory(prefix="shopops-train-") as tmp,
+        ):
             work = Path(tmp)
             flat_metrics = {k: v for k, v in evaluation.metrics.items() if not math.isnan(v)}
             for region, metrics in evaluation.per_region.items():
@@ -310,9 +334,17 @@ class TrainingService:
             (meta / "boosters").mkdir(parents=True)
             for output, booster in boosters.items():
                 booster.save_model(str(meta / "boosters" / f"{output}.txt"))
-            (meta / METADATA).write_bytes(orjson.dumps(metadata, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2))
-            (meta / "shap_summary.json").write_bytes(orjson.dumps(metadata["shap"], option=orjson.OPT_INDENT_2))
-            keep = [c for c in holdout.columns if c in {*features, tf.label, tf.truth, "region", "event_timestamp"}]
+            (meta / METADATA).write_bytes(
+                orjson.dumps(metadata, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
+            )
+            (meta / "shap_summary.json").write_bytes(
+                orjson.dumps(metadata["shap"], option=orjson.OPT_INDENT_2)
+            )
+            keep = [
+                c
+                for c in holdout.columns
+                if c in {*features, tf.label, tf.truth, "region", "event_timestamp"}
+            ]
             holdout[keep].to_parquet(meta / HOLDOUT, index=False)
             self.tracking.log_files(run_id, meta, META_DIR)
             version = self.tracking.register(
@@ -324,10 +356,16 @@ class TrainingService:
                     f"shopops.{uc.primary_metric}": f"{evaluation.value:.6f}",
                     f"shopops.{uc.truth_ratio_metric}": f"{metadata['truth_check']['value']:.6f}",
                 },
-                description=f"{uc.name} trained with seed {metadata['seed']} on {metadata['rows']['train']} rows",
+                description=f"{uc.name} trained with seed {metadata['seed']} "
+                f"on {metadata['rows']['train']} rows",
             )
             card = build_card(
-                name=uc.name, version=version.version, run_id=run_id, use_case=uc, metadata=metadata, owner=self.owner
+                name=uc.name,
+                version=version.version,
+                run_id=run_id,
+                use_case=uc,
+                metadata=metadata,
+                owner=self.owner,
             )
             cards = work / CARD_DIR
             cards.mkdir()
@@ -349,11 +387,10 @@ class TrainingService:
         if len(boosters) == 1:
             import mlflow.lightgbm
 
-            output = next(iter(predictions.values()))
             mlflow.lightgbm.save_model(
                 next(iter(boosters.values())),
                 str(path),
-                signature=infer_signature(sample, output),
+                signature=infer_signature(sample, next(iter(predictions.values()))),
                 pip_requirements=requirements,
             )
             return
@@ -364,9 +401,9 @@ class TrainingService:
         with tempfile.TemporaryDirectory(prefix="shopops-boosters-") as tmp:
             artifacts = {}
             for output, booster in boosters.items():
-                file = Path(tmp) / f"{output}.txt"
-                booster.save_model(str(file))
-                artifacts[output] = str(file)
+                booster_file = Path(tmp) / f"{output}.txt"
+                booster.save_model(str(booster_file))
+                artifacts[output] = str(booster_file)
             mlflow.pyfunc.save_model(
                 str(path),
                 python_model=BoostersModel(),

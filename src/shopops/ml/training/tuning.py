@@ -136,7 +136,8 @@ def search_on_ray(
     )
     results = tuner.fit()
     scores = [float("-inf")] * len(configs)
-    for result in results:
+    for i in range(len(results)):
+        result = results[i]
         if result.error is not None:
             raise BackendUnavailableError(f"a Ray Tune trial failed: {result.error}")
         metrics = result.metrics or {}

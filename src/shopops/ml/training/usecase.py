@@ -74,14 +74,14 @@ class UseCase(ABC):
     ) -> dict[str, float]:
         """Metrics of ``predictions`` on ``frame``; with ``truth``, the truth's own score and the ratio."""
 
-    def validation_score(
-        self, predictions: dict[str, np.ndarray], frame: pd.DataFrame, label: str
-    ) -> float:
+    def validation_score(self, predictions: dict[str, np.ndarray], frame: pd.DataFrame, label: str) -> float:
         """What tuning maximises (the primary metric, negated when lower is better)."""
         value = self.evaluate(predictions, frame, label, None)[self.primary_metric]
         return value if self.higher_is_better else -value
 
-    def region_metric(self, predictions: dict[str, np.ndarray], frame: pd.DataFrame, label: str) -> dict[str, float]:
+    def region_metric(
+        self, predictions: dict[str, np.ndarray], frame: pd.DataFrame, label: str
+    ) -> dict[str, float]:
         """The primary metric per region (the regions gate compares these)."""
         out: dict[str, float] = {}
         regions = frame["region"].to_numpy()
@@ -91,9 +91,17 @@ class UseCase(ABC):
             out[str(region)] = self.evaluate(part, frame[mask], label, None)[self.primary_metric]
         return out
 
-    def predict(self, boosters: dict[str, Any], frame: pd.DataFrame, features: list[str]) -> dict[str, np.ndarray]:
+    def consistent(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs made mutually consistent (e.g. quantiles that must not cross); by default as is."""
+        return outputs
+
+    def predict(
+        self, boosters: dict[str, Any], frame: pd.DataFrame, features: list[str]
+    ) -> dict[str, np.ndarray]:
         matrix = frame[features].to_numpy(dtype=float)
-        return {name: self.transform(name, booster.predict(matrix)) for name, booster in boosters.items()}
+        return self.consistent(
+            {name: self.transform(name, booster.predict(matrix)) for name, booster in boosters.items()}
+        )
 
     def evaluation(
         self,

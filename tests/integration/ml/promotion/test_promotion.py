@@ -25,21 +25,29 @@ def test_first_champion_moves_the_alias_and_is_audited(bench: Bench, mia: Princi
     report = bench.training.train("fraud", seed=1)
     promoted = bench.promotion().promote("fraud", report.version, mia, ["lead"])
     assert bench.tracking.alias_version("fraud", CHAMPION) == report.version
-    assert {g.name for g in promoted.gates if g.passed} == {"beats_champion", "regions", "drift", "model_card"}
+    assert {g.name for g in promoted.gates if g.passed} == {
+        "beats_champion",
+        "regions",
+        "drift",
+        "model_card",
+    }
     assert promoted.previous is None
     assert promoted.decision == ["ml-engineers-promote-the-champion-with-an-approval"]
     assert _promotions(bench) == [
         ("promote", "allow", ("ml-engineers-promote-the-champion-with-an-approval",)),
         ("move_alias", "done", ("promote",)),
     ]
-    moved = [r for r in bench.audit() if r.action == "move_alias"][0]
-    assert moved.details["to"] == report.version and moved.details["from"] is None
+    moved = next(r for r in bench.audit() if r.action == "move_alias")
+    assert moved.details["to"] == report.version
+    assert moved.details["from"] is None
     assert moved.principal == 'User::"mia"'
     assert bench.governance.verify_audit().ok
     # The champion's card is linked in the catalog.
     assert bench.links == [("fraud", report.version, f"runs:/{report.run_id}/card/model_card.md")]
     card = bench.promotion().card("fraud")
-    assert isinstance(card, str) and "## Intended use" in card and "## Metrics per region" in card
+    assert isinstance(card, str)
+    assert "## Intended use" in card
+    assert "## Metrics per region" in card
 
 
 def test_policy_refuses_without_an_approver_and_self_approval(bench: Bench, mia: Principal) -> None:

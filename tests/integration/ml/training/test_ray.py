@@ -27,13 +27,21 @@ def _compare(world: EventsWorld, tmp_path: Path) -> None:
     uri, artifacts = default_uris(tmp_path, None, None)
     tracking = Tracking(uri, artifacts)
     on_ray = TrainingService(
-        tracking, world.frames, home=tmp_path, tune_trials=2, ray_address="local", ray_cpus=2, source_name="events"
+        tracking,
+        world.frames,
+        home=tmp_path,
+        tune_trials=2,
+        ray_address="local",
+        ray_cpus=2,
+        source_name="events",
     ).train("eta", seed=5, tune=True)
     local = TrainingService(tracking, world.frames, home=tmp_path, tune_trials=2, source_name="events").train(
         "eta", seed=5, tune=True
     )
-    assert on_ray.backend == "ray" and local.backend == "in-process"
-    assert on_ray.tuned is not None and local.tuned is not None
+    assert on_ray.backend == "ray"
+    assert local.backend == "in-process"
+    assert on_ray.tuned is not None
+    assert local.tuned is not None
     assert on_ray.tuned["scores"] == local.tuned["scores"]
     assert on_ray.params == local.params
     assert on_ray.metrics == local.metrics

@@ -22,11 +22,18 @@ def test_both_models_meet_their_truth_ratios_and_report_them(world: EventsWorld,
     service = _service(world, tmp_path)
     fraud = service.train("fraud", seed=7)
     eta = service.train("eta", seed=7)
-    print(f"fraud PR-AUC {fraud.metrics['pr_auc']:.4f} / truth {fraud.metrics['truth_pr_auc']:.4f} = {fraud.truth_ratio:.3f}")
-    print(f"ETA MAE {eta.metrics['mae']:.2f} h / truth {eta.metrics['truth_mae']:.2f} h = {eta.truth_ratio:.3f}")
-    assert fraud.truth_metric == "pr_auc_ratio" and fraud.truth_ratio >= 0.9
+    print(
+        f"fraud PR-AUC {fraud.metrics['pr_auc']:.4f} / truth {fraud.metrics['truth_pr_auc']:.4f} "
+        f"= {fraud.truth_ratio:.3f}"
+    )
+    print(
+        f"ETA MAE {eta.metrics['mae']:.2f} h / truth {eta.metrics['truth_mae']:.2f} h = {eta.truth_ratio:.3f}"
+    )
+    assert fraud.truth_metric == "pr_auc_ratio"
+    assert fraud.truth_ratio >= 0.9
     assert fraud.truth_ok
-    assert eta.truth_metric == "mae_ratio" and eta.truth_ratio <= 1.15
+    assert eta.truth_metric == "mae_ratio"
+    assert eta.truth_ratio <= 1.15
     assert eta.truth_ok
     assert 0.8 <= eta.metrics["p90_coverage"] <= 0.98
     # Both ratios are logged with the run, with everything needed to reproduce it.
@@ -42,11 +49,15 @@ def test_both_models_meet_their_truth_ratios_and_report_them(world: EventsWorld,
     for region in ("vn", "sg", "th"):
         assert f"{region}.pr_auc" in run.data.metrics
     # The registered version loads as native boosters whose signature matches the features.
-    model = load_model(service.tracking, "fraud", fraud.version, tmp_path / "cache", expected_features=fraud.features)
+    model = load_model(
+        service.tracking, "fraud", fraud.version, tmp_path / "cache", expected_features=fraud.features
+    )
     assert model.features == fraud.features
     assert model.version == fraud.version == 1
     card = service.tracking.read_json(fraud.run_id, "card/model_card.json")
-    assert card["owner"] and card["per_region"].keys() == {"vn", "sg", "th"} and card["shap"]
+    assert card["owner"]
+    assert card["per_region"].keys() == {"vn", "sg", "th"}
+    assert card["shap"]
 
 
 def test_same_seed_same_metrics(world: EventsWorld, tmp_path: Path) -> None:
@@ -63,7 +74,8 @@ def test_same_seed_same_metrics(world: EventsWorld, tmp_path: Path) -> None:
 def test_in_process_search_picks_among_sampled_configurations(world: EventsWorld, tmp_path: Path) -> None:
     service = _service(world, tmp_path, tune_trials=3)
     report = service.train("eta", seed=1, tune=True)
-    assert report.tuned is not None and report.tuned["trials"] == 3
+    assert report.tuned is not None
+    assert report.tuned["trials"] == 3
     assert len(report.tuned["scores"]) == 3
     assert report.backend == "in-process"
     assert report.truth_ok

@@ -109,7 +109,9 @@ def features_world(root: Path) -> FeaturesWorld:
             home = root / "features-world"
             log = open_event_log(BackendSelection(type="sqlite"), home=home)
             try:
-                config = SimulationConfig(regions=["vn", "sg"], days=6, orders_per_day=80, seed=5, envelope="plain")
+                config = SimulationConfig(
+                    regions=["vn", "sg"], days=6, orders_per_day=80, seed=5, envelope="plain"
+                )
                 run_simulation(config, log, home / "truth", parallel=False)
                 LakeIngestor(log, open_catalog(None, None, home)).run_once()
             finally:
