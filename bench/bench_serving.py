@@ -144,7 +144,7 @@ class Body(BaseModel):
 
 @app.post("/predict")
 async def predict(body: Body) -> dict:
-    return {"score": float(booster.predict(np.asarray([body.features]))[0])}
+    return {"score": float(booster.predict(np.asarray([body.features]), num_threads=1)[0])}
 '''
 
 SHOPOPS_APP = '''
@@ -203,8 +203,8 @@ def lua_script(path: Path, bodies: list[str], headers: dict[str, str]) -> Path:
 
 
 def _seconds(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
 def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -212,9 +212,10 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
     console.print(f"[dim]$ {' '.join(cmd)}[/]")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _seconds(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    console.print(f"[dim]{out.strip()}[/]")
     return {"rps": rps, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "non_2xx": int(errors.group(1)) if errors else 0}
 
 

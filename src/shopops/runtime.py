@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from shopops.lake.ingest import LakeIngestor
     from shopops.ml.features.push import FeaturePusher
     from shopops.ml.training.demo import MlRuntime
+    from shopops.quality.job import TableCheckJob
     from shopops.rag.job import RagIngestJob
 
 log = get_logger(__name__)
@@ -112,8 +113,8 @@ def run_platform(
     host: str | None = None, port: int | None = None, seed_demo: bool = True, settings: Settings | None = None
 ) -> None:
     from shopops.api.app import create_app
-    from shopops.ml.training.demo import start_ml
     from shopops.cli.context import cli_settings
+    from shopops.ml.training.demo import start_ml
 
     settings = settings or cli_settings()
     host = host or settings.api.host
@@ -124,6 +125,7 @@ def run_platform(
     sweeper: Sweeper | None = None
     audit_job: AuditJob | None = None
     ingestor: LakeIngestor | None = None
+    quality_job: TableCheckJob | None = None
     rag_job: RagIngestJob | None = None
     feature_pusher: FeaturePusher | None = None
     ml: MlRuntime | None = None
@@ -150,17 +152,33 @@ def run_platform(
         platform.inventory.publish_inline = False
         audit_job = AuditJob(platform.inventory, platform.event_log, interval_s=AUDIT_INTERVAL_S).start()
         if settings.lake.enabled:
-            # Every CDC topic into its bronze Iceberg table, exactly once (positions in the snapshots).
-            from shopops.lake.catalog import open_catalog
-            from shopops.lake.ingest import LakeIngestor
+            # Every CDC topic into its bronze and silver Iceberg tables, exactly once (positions in
+            # the snapshots); silver batches checked against the contracts; lineage recorded.
+            from shopops.bootstrap import build_lake_ingestor
 
-            lake = settings.lake
-            ingestor = LakeIngestor(
-                platform.event_log,
-                open_catalog(lake.catalog_uri, lake.warehouse, settings.home),
-                topics=lake.topics,
-                batch_records=lake.batch_records,
-                interval_s=lake.interval_s,
+            layers = ("bronze", "silver", "quarantine") if settings.lake.silver else ("bronze",)
+            ingestor = build_lake_ingestor(settings, platform.event_log, checks=settings.lake.checks)
+            lake_catalog = ingestor.catalog
+
+            def lake_lineage(topics: list[str], records: int) -> None:
+                platform.catalog.record_lake_ingest(topics, layers, records=records, lake=lake_catalog)
+
+            ingestor.on_round = lake_lineage
+            ingestor.start()
+            # Whole tables against their contracts, on a schedule (the lake has caught up by then).
+            from shopops.bootstrap import build_quality
+            from shopops.quality.job import TableCheckJob
+            from shopops.quality.sources import open_source
+
+            quality_job = TableCheckJob(
+                build_quality(settings),
+                lambda: open_source(
+                    settings.quality.source,
+                    event_log=platform.event_log,
+                    catalog=lake_catalog,
+                    path=settings.quality.parquet_dir,
+                ),
+                interval_s=settings.quality.check_interval_s,
             ).start()
         if settings.ml.features.push_enabled:
             # Real-time features (velocity, order and shipment facts, stock) into the online store.
@@ -205,6 +223,8 @@ def run_platform(
             ml.stop()
         if feature_pusher is not None:
             feature_pusher.stop()
+        if quality_job is not None:
+            quality_job.stop()
         if ingestor is not None:
             ingestor.stop()
         if rag_job is not None:

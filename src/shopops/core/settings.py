@@ -194,6 +194,9 @@ class LakeSettings(_Section):
     topics: TopicPattern = CDC_TOPICS
     #: Build silver tables (current state per key) beside bronze.
     silver: bool = True
+    #: Check each silver batch against the data contracts (``contracts/``); failing rows go to the
+    #: dataset's quarantine table with the reason, the rest is applied.
+    checks: bool = True
     #: S3 warehouse: endpoint URL of an S3-compatible store (MinIO, moto…; unset: AWS).
     s3_endpoint: str | None = None
     #: S3 region (unset: the AWS default chain, e.g. ``AWS_REGION``).

@@ -244,7 +244,8 @@ class LakeIngestor:
     with the position it reached (one Iceberg commit per table and batch). Silver (``silver``,
     on by default) is built for CDC topics (``<region>.<database>.<table>``); ``checker`` checks
     each silver batch's rows before they are applied. ``run_once`` catches every topic up;
-    ``start`` keeps doing so every ``interval_s`` in a thread until ``stop``.
+    ``start`` keeps doing so every ``interval_s`` in a thread until ``stop``, calling
+    ``on_round(topics, records)`` after each round that moved records (lineage, for one).
     """
 
     def __init__(
@@ -258,6 +259,7 @@ class LakeIngestor:
         silver: bool = True,
         bronze: bool = True,
         checker: BatchChecker | None = None,
+        on_round: Callable[[list[str], int], None] | None = None,
     ) -> None:
         self.event_log = event_log
         self.catalog = catalog
@@ -272,6 +274,7 @@ class LakeIngestor:
         self.silver = silver
         self.bronze = bronze
         self.checker = checker
+        self.on_round = on_round
         self._sinks: dict[str, list[Sink]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -348,6 +351,12 @@ class LakeIngestor:
             except Exception as exc:  # keep the worker alive; the next round retries from the commit
                 log.error("lake ingest failed", error=str(exc))
                 self._sinks.clear()  # reopen the tables: another worker may have changed them
+            else:
+                if read and self.on_round is not None:
+                    try:
+                        self.on_round(self.topics(), read)
+                    except Exception as exc:  # a listener never stops ingestion
+                        log.error("lake round listener failed", error=str(exc))
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:

@@ -165,5 +165,6 @@ SOURCES: BackendRegistry[Any] = BackendRegistry(
     {
         "parquet": "shopops.reconciliation.sources:ParquetSource",
         "catalog": "shopops.reconciliation.sources:CatalogSource",
+        "lake": "shopops.reconciliation.sources:LakeSource",
     },
 )

@@ -1,19 +1,22 @@
-"""Where the input tables come from: Parquet files, or tables in the engine's own catalog."""
+"""Where the input tables come from: Parquet files, tables in the engine's own catalog, or the lakehouse."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
 from ibis import BaseBackend
 
 from shopops.core.errors import InvalidInputError, NotFoundError
 from shopops.core.registry import BackendConfig
 from shopops.reconciliation.engine import Inputs
-from shopops.reconciliation.tables import OPTIONAL, REQUIRED, SCHEMAS
+from shopops.reconciliation.tables import CDC_TOPICS, OPTIONAL, REQUIRED, SCHEMAS
 
 
 def conform(table: ir.Table, name: str, where: str) -> ir.Table:
@@ -141,3 +144,145 @@ class CatalogSource(InputSource):
             fx=self._table(con, "fx_rates"),
             duplicates=duplicates,
         )
+
+
+class LakeSourceConfig(BackendConfig):
+    #: SQL catalog of the lakehouse (default: the embedded one under the data directory, as
+    #: ``lake.catalog_uri``).
+    catalog_uri: str | None = None
+    #: Its warehouse (default as ``lake.warehouse``).
+    warehouse: str | None = None
+
+
+#: Canonical input table -> the lake dataset (``<db>.<table>``) it is read from.
+_LAKE_DATASETS = {name: suffix for name, (suffix, _id) in CDC_TOPICS.items()}
+
+
+class LakeSource(InputSource):
+    """The lakehouse: silver tables (current state per key) for orders, payments, ledger entries and
+    FX rates; the change events delivered twice, from bronze (every event as received)."""
+
+    Config = LakeSourceConfig
+
+    def __init__(self, config: LakeSourceConfig, *, home: Path) -> None:
+        from shopops.lake.catalog import open_catalog
+
+        self.catalog = open_catalog(config.catalog_uri, config.warehouse, home)
+
+    def available_regions(self) -> list[str]:
+        from shopops.lake.silver import dataset_tables
+
+        return sorted(dataset_tables(self.catalog, _LAKE_DATASETS["orders"]))
+
+    def _silver(self, name: str, regions: list[str]) -> pa.Table:
+        from shopops.lake.silver import read_silver
+
+        dataset = _LAKE_DATASETS[name]
+        try:
+            rows = read_silver(self.catalog, dataset, regions)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"the lake has no silver table of {dataset} for {', '.join(regions)} ({exc.message})",
+                hint="let the lake worker catch up (`shopops lake ingest`) or use the parquet source",
+            ) from None
+        return canonical(name, rows)
+
+    def inputs(self, con: BaseBackend, regions: Iterable[str]) -> Inputs:
+        wanted = list(regions)
+        have = self.available_regions()
+        absent = [r for r in wanted if r not in have]
+        if absent:
+            raise NotFoundError(
+                f"the lake has no silver orders for region(s) {', '.join(absent)}",
+                hint="let the lake worker catch up (`shopops lake ingest`) or use the parquet source",
+            )
+        tables = {
+            name: self._silver(name, have if name == "payments" else wanted)
+            for name in ("orders", "payments", "ledger_entries", "fx_rates")
+        }
+        duplicates = duplicates_from_bronze(self.catalog, wanted)
+
+        def table(name: str, data: pa.Table) -> ir.Table:
+            return conform(con.create_table(f"_lake_{name}", data, temp=True, overwrite=True), name, name)
+
+        return Inputs(
+            orders=table("orders", tables["orders"]),
+            payments=table("payments", tables["payments"]),
+            ledger=table("ledger_entries", tables["ledger_entries"]),
+            fx=table("fx_rates", tables["fx_rates"]),
+            duplicates=table("duplicates", duplicates),
+        )
+
+
+def canonical(name: str, rows: pa.Table) -> pa.Table:
+    """Silver rows (typed from the Connect schema: times as timestamps, dates as dates, amounts as
+    decimal strings, the region in ``_region``) as the canonical input table ``name``."""
+    schema = SCHEMAS[name]
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for field in schema:
+        source = "_region" if field.name == "region" else field.name
+        if source not in rows.column_names:
+            columns[field.name] = pa.nulls(rows.num_rows, field.type)
+            continue
+        column = rows.column(source)
+        if pa.types.is_timestamp(column.type):
+            column = pc.cast(column, pa.timestamp("us", tz=column.type.tz)).cast(pa.int64())
+        elif pa.types.is_date32(column.type):
+            column = column.cast(pa.int32())
+        columns[field.name] = pc.cast(column, field.type)
+    return pa.table(columns, schema=schema)
+
+
+def duplicates_from_bronze(catalog: Any, regions: list[str]) -> pa.Table:
+    """Change events of the input topics delivered more than once (same key, same source LSN and
+    operation), read from the bronze tables: the source of the ``duplicate`` exceptions."""
+    import duckdb
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from shopops.lake.bronze import table_name
+
+    parts: list[pa.Table] = []
+    db = duckdb.connect()
+    for region in regions:
+        for name, (suffix, id_column) in CDC_TOPICS.items():
+            if not id_column:
+                continue
+            topic = f"{region}.{suffix}"
+            try:
+                events = (
+                    catalog.load_table(table_name(topic))
+                    .scan(selected_fields=("partition", "offset", "timestamp_ms", "key", "value"))
+                    .to_arrow()
+                )
+            except NoSuchTableError:  # no bronze table (yet): nothing delivered, nothing duplicated
+                continue
+            db.register("events", events)
+            found = db.sql(
+                f"""
+                WITH e AS (
+                    SELECT key, "partition", "offset", timestamp_ms,
+                           coalesce(value::JSON -> 'payload', value::JSON) AS p
+                    FROM events WHERE value IS NOT NULL AND key IS NOT NULL
+                ), d AS (
+                    SELECT key, p ->> '$.source.lsn' AS lsn, p ->> '$.op' AS op,
+                           coalesce(p ->> '$.after.{id_column}', p ->> '$.before.{id_column}') AS record_id,
+                           coalesce(TRY_CAST(p ->> '$.source.ts_ms' AS BIGINT), timestamp_ms) AS ts_ms,
+                           "partition", "offset",
+                           row_number() OVER (PARTITION BY key, p ->> '$.source.lsn', p ->> '$.op'
+                                              ORDER BY "partition", "offset") AS copy
+                    FROM e WHERE p ->> '$.source.lsn' IS NOT NULL
+                )
+                SELECT '{region}' AS region, '{name}' AS "table", record_id, copy AS copies,
+                       ts_ms * 1000 AS event_at,
+                       json_object('topic', '{topic}', 'partition', "partition", 'offset', "offset",
+                                   'lsn', TRY_CAST(lsn AS BIGINT), 'op', op)::VARCHAR AS detail
+                FROM d WHERE copy > 1
+                ORDER BY "partition", "offset"
+                """  # noqa: S608 - identifiers from the fixed CDC_TOPICS map
+            ).to_arrow_table()
+            db.unregister("events")
+            parts.append(found.cast(SCHEMAS["duplicates"]))
+    db.close()
+    if not parts:
+        return SCHEMAS["duplicates"].empty_table()
+    return pa.concat_tables(parts)

@@ -60,8 +60,11 @@ def test_the_evaluation_is_logged_to_mlflow(report: EvalReport, tmp_path: Path) 
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_id = log_to_mlflow(report, uri, "agents-eval-test", default_golden_path())
+    artifacts = (tmp_path / "artifacts").as_uri()
+    run_id = log_to_mlflow(report, uri, "agents-eval-test", default_golden_path(), artifacts)
     run = MlflowClient(tracking_uri=uri).get_run(run_id)
     assert run.data.metrics["tool_call_accuracy"] == report.metrics["tool_call_accuracy"]
     assert run.data.metrics["support.retrieval_hit_at_5"] == report.by_agent["support"]["retrieval_hit_at_5"]
     assert run.data.params["model"] == "shopops-offline"
+    assert run.info.artifact_uri.startswith(artifacts)
+    assert list((tmp_path / "artifacts").rglob("eval_report.json"))
