@@ -195,7 +195,7 @@ def lua_script(path: Path, bodies: list[str], headers: dict[str, str]) -> Path:
     lines = ["wrk.method = 'POST'", "wrk.headers['Content-Type'] = 'application/json'"]
     lines += [f"wrk.headers['{k}'] = '{v}'" for k, v in headers.items()]
     lines.append("local bodies = {")
-    lines += [f"  [[{b}]]," for b in bodies]
+    lines += [f"  [==[{b}]==]," for b in bodies]
     lines += ["}", "local i = 0", "request = function()", "  i = i % #bodies + 1",
               "  return wrk.format(nil, nil, nil, bodies[i])", "end"]
     path.write_text("\n".join(lines) + "\n")

@@ -96,3 +96,45 @@ def test_bad_input_exits_with_the_reason(home: Path) -> None:
         SHOPOPS_API_KEY="sk_000000000000_" + "x" * 30,
     )
     assert no_version.returncode != 0
+
+
+def test_the_demo_trains_promotes_and_serves_both_models(tmp_path: Path, start_server) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    server = start_server(
+        tmp_path / "demo",
+        SHOPOPS_SIMULATOR__REGIONS='["vn","sg"]',
+        SHOPOPS_SIMULATOR__DAYS="4",
+        SHOPOPS_SIMULATOR__ORDERS_PER_DAY="80",
+        SHOPOPS_RAG__INGEST_ON_START="false",
+    )
+    server.wait_healthy(timeout=300)
+    with server.client() as client:
+        deadline = time.monotonic() + 300
+        status: dict[str, dict[str, object]] = {}
+        while time.monotonic() < deadline:
+            status = client.get("/v1/score/status").json()
+            if all(status.get(m, {}).get("version") for m in ("fraud", "eta")):
+                break
+            time.sleep(1)
+        assert status["fraud"]["version"] == 1 and status["eta"]["version"] == 1, server.output()[-3000:]
+        order = pd.read_parquet(tmp_path / "demo" / "truth" / "fraud_truth.parquet").iloc[-1]
+        scored = client.post(
+            "/v1/score/fraud",
+            json={"customer_id": order.customer_id, "device_id": order.device_id, "card_fingerprint": order.card_fingerprint},
+        )
+        assert scored.status_code == 200, scored.text
+        assert 0 <= scored.json()["score"] <= 1
+        ship = pd.read_parquet(tmp_path / "demo" / "truth" / "delivery_truth.parquet").iloc[-1]
+        eta = client.post("/v1/predict/eta", json={"carrier": ship.carrier, "route": ship.route})
+        assert eta.status_code == 200, eta.text
+        # Promoted through the policy, by the demo's service account, with the demo approver.
+        records = client.get("/v1/audit/records", params={"limit": 10000}).json()
+    promotions = [r for r in records if r["kind"] == "promotion"]
+    assert {(r["action"], r["decision"], r["resource"]) for r in promotions} == {
+        ("promote", "allow", 'Model::"fraud"'),
+        ("move_alias", "done", 'Model::"fraud"'),
+        ("promote", "allow", 'Model::"eta"'),
+        ("move_alias", "done", 'Model::"eta"'),
+    }
+    assert all(r["principal"] == 'ServiceAccount::"shopops-demo"' for r in promotions)

@@ -110,13 +110,21 @@ class DemoModels:
 class MlRuntime:
     """What `shopops up` runs for MLOps: the serving service and, on a demo seed, the demo models."""
 
-    def __init__(self, serving: ServingService | None, demo: DemoModels | None) -> None:
+    def __init__(self, serving: ServingService | None, demo: DemoModels | None, *, ray_serve: bool = False) -> None:
         self.serving = serving
         self.demo = demo
+        self.ray_serve = ray_serve
 
     def stop(self) -> None:
         if self.demo is not None:
             self.demo.stop()
+        if self.ray_serve:
+            try:
+                from shopops.ml.serving.ray_serve import shutdown
+
+                shutdown()
+            except Exception as exc:  # Ray may already be gone at shutdown
+                log.warning("Ray Serve deployment not removed", error=str(exc))
         if self.serving is not None:
             self.serving.close()
 
@@ -137,4 +145,18 @@ def start_ml(platform: Platform, app: Any, *, demo: bool) -> MlRuntime:
     models = None
     if demo and settings.ml.training.demo:
         models = DemoModels(platform, features, serving).start()
-    return MlRuntime(serving, models)
+    ray_serve = None
+    if settings.ml.serving.ray_serve:
+        # Deployed in the background: starting Ray and its replicas takes tens of seconds.
+        ray_serve = threading.Thread(target=_deploy_ray_serve, args=(settings,), name="ray-serve", daemon=True)
+        ray_serve.start()
+    return MlRuntime(serving, models, ray_serve=ray_serve is not None)
+
+
+def _deploy_ray_serve(settings: Any) -> None:
+    from shopops.ml.serving.ray_serve import deploy
+
+    try:
+        deploy(settings)
+    except Exception as exc:  # the in-process routes keep serving
+        log.error("Ray Serve deployment failed", error=str(exc))
