@@ -73,7 +73,9 @@ def build_world(home: Path) -> dict[str, Any]:
     try:
         marker = home / "bench-world.json"
         if not marker.exists():
-            config = SimulationConfig(regions=["vn", "sg", "th"], days=7, orders_per_day=150, seed=42, envelope="plain")
+            config = SimulationConfig(
+                regions=["vn", "sg", "th"], days=7, orders_per_day=150, seed=42, envelope="plain"
+            )
             run_simulation(config, platform.event_log, home / "truth", parallel=False)
             LakeIngestor(platform.event_log, open_catalog(None, None, home)).run_once()
             features = build_features(settings)
@@ -97,13 +99,17 @@ def build_world(home: Path) -> dict[str, Any]:
             uc = get_use_case("fraud")
             split = time_split(frame.frame, 0.3)
             started = time.perf_counter()
-            uc.fit(split.train, frame.features, frame.label, {**uc.default_params(), "seed": 1, "num_threads": 2})
+            uc.fit(
+                split.train, frame.features, frame.label, {**uc.default_params(), "seed": 1, "num_threads": 2}
+            )
             facts["fit_fraud_s"] = time.perf_counter() - started
             facts["fraud_rows"] = len(split.train)
             features.close()
             marker.write_text(json.dumps(facts))
         facts = json.loads(marker.read_text())
-        key = platform.governance.create_key(kind="service", name=f"bench-{int(time.time())}", roles=["checkout"], home_region="vn")
+        key = platform.governance.create_key(
+            kind="service", name=f"bench-{int(time.time())}", roles=["checkout"], home_region="vn"
+        )
         facts["key"] = key.token
     finally:
         platform.close()
@@ -129,14 +135,14 @@ def request_bodies(home: Path, n: int = 200) -> list[dict[str, Any]]:
 # --- servers --------------------------------------------------------------------------------------
 
 
-BARE_APP = '''
-import sys
+BARE_APP = """
+import os
 import lightgbm as lgb
 import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-booster = lgb.Booster(model_file=sys.argv[1])
+booster = lgb.Booster(model_file=os.environ["BOOSTER"])
 app = FastAPI()
 
 class Body(BaseModel):
@@ -145,9 +151,9 @@ class Body(BaseModel):
 @app.post("/predict")
 async def predict(body: Body) -> dict:
     return {"score": float(booster.predict(np.asarray([body.features]), num_threads=1)[0])}
-'''
+"""
 
-SHOPOPS_APP = '''
+SHOPOPS_APP = """
 import uvicorn
 from shopops.api.app import create_app
 from shopops.core.logging import configure_logging
@@ -156,14 +162,16 @@ from shopops.core.settings import load_settings
 configure_logging("WARNING")
 uvicorn.run(create_app(load_settings()), host="127.0.0.1", port=int(__import__("sys").argv[1]),
             log_level="warning", access_log=False)
-'''
+"""
 
 
 class Server:
     def __init__(self, name: str, cmd: list[str], port: int, env: dict[str, str], log: Path) -> None:
         self.name, self.port = name, port
         self._log = log.open("wb")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait(self, url: str, body: Any, headers: dict[str, str], timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -196,8 +204,14 @@ def lua_script(path: Path, bodies: list[str], headers: dict[str, str]) -> Path:
     lines += [f"wrk.headers['{k}'] = '{v}'" for k, v in headers.items()]
     lines.append("local bodies = {")
     lines += [f"  [==[{b}]==]," for b in bodies]
-    lines += ["}", "local i = 0", "request = function()", "  i = i % #bodies + 1",
-              "  return wrk.format(nil, nil, nil, bodies[i])", "end"]
+    lines += [
+        "}",
+        "local i = 0",
+        "request = function()",
+        "  i = i % #bodies + 1",
+        "  return wrk.format(nil, nil, nil, bodies[i])",
+        "end",
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -208,7 +222,16 @@ def _seconds(text: str) -> float:
 
 
 def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url]
+    cmd = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     console.print(f"[dim]$ {' '.join(cmd)}[/]")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -216,12 +239,21 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
     p99 = _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     console.print(f"[dim]{out.strip()}[/]")
-    return {"rps": rps, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "non_2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p50_ms": p50 * 1000,
+        "p99_ms": p99 * 1000,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, help="Data directory to build or reuse (default: a temporary one)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--home", type=Path, help="Data directory to build or reuse (default: a temporary one)"
+    )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
@@ -251,10 +283,16 @@ def main() -> None:
     model = load_model(Tracking(uri, artifacts), "fraud", facts["fraud_version"], home / "ml" / "cache")
     booster_file = model.path / "shopops" / "boosters" / "score.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPOPS_")}
-    env.update({"SHOPOPS_HOME": str(home), "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
-                "SHOPOPS_ML__SERVING__RELOAD_INTERVAL_S": "60",
-                # `mlflow models serve` starts `uvicorn` from the PATH: this interpreter's.
-                "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    env.update(
+        {
+            "SHOPOPS_HOME": str(home),
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "SHOPOPS_ML__SERVING__RELOAD_INTERVAL_S": "60",
+            # `mlflow models serve` starts `uvicorn` from the PATH: this interpreter's.
+            "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-serving-work-"))
     results: dict[str, Any] = {"facts": {k: v for k, v in facts.items() if k != "key"}}
     row = [model.default_map[f] for f in model.features]
@@ -262,7 +300,9 @@ def main() -> None:
         # 1. shopops
         port = free_port()
         (work / "shopops_app.py").write_text(SHOPOPS_APP)
-        server = Server("shopops", [PY, str(work / "shopops_app.py"), str(port)], port, env, work / "shopops.log")
+        server = Server(
+            "shopops", [PY, str(work / "shopops_app.py"), str(port)], port, env, work / "shopops.log"
+        )
         headers = {"Authorization": f"Bearer {facts['key']}"}
         try:
             url = f"http://127.0.0.1:{port}/v1/score/fraud"
@@ -274,10 +314,9 @@ def main() -> None:
         # 2. bare FastAPI + booster
         port = free_port()
         (work / "bare_app.py").write_text(BARE_APP)
-        cmd = [PY, "-m", "uvicorn", "--app-dir", str(work), "bare_app:app", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-        bare_env = {**env, "PYTHONPATH": str(work)}
-        server = Server("bare", [PY, "-c", f"import sys; sys.argv=['x', {str(booster_file)!r}]; import uvicorn; sys.path.insert(0, {str(work)!r}); uvicorn.run('bare_app:app', port={port}, log_level='warning', access_log=False)"], port, bare_env, work / "bare.log")
-        del cmd
+        cmd = [PY, "-m", "uvicorn", "--app-dir", str(work), "bare_app:app", "--port", str(port)]
+        cmd += ["--log-level", "warning", "--no-access-log"]
+        server = Server("bare", cmd, port, {**env, "BOOSTER": str(booster_file)}, work / "bare.log")
         try:
             url = f"http://127.0.0.1:{port}/predict"
             body = {"features": row}
@@ -292,8 +331,22 @@ def main() -> None:
             mlflow_bin = str(Path(PY).with_name("mlflow"))
             server = Server(
                 "mlflow",
-                [mlflow_bin, "models", "serve", "-m", f"models:/fraud/{facts['fraud_version']}", "-p", str(port), "-h", "127.0.0.1", "--env-manager", "local"],
-                port, env, work / "mlflow.log",
+                [
+                    mlflow_bin,
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/fraud/{facts['fraud_version']}",
+                    "-p",
+                    str(port),
+                    "-h",
+                    "127.0.0.1",
+                    "--env-manager",
+                    "local",
+                ],
+                port,
+                env,
+                work / "mlflow.log",
             )
             try:
                 url = f"http://127.0.0.1:{port}/invocations"
@@ -307,11 +360,20 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
-    table = Table("server", "requests/s", "p50 ms", "p99 ms", "non-2xx", title=f"fraud scoring, wrk -t{args.threads} -c{args.connections} -d{args.duration}s")
+    table = Table(
+        "server",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        title=f"fraud scoring, wrk -t{args.threads} -c{args.connections} -d{args.duration}s",
+    )
     for name in ("shopops", "bare", "mlflow"):
         if name in results:
             r = results[name]
-            table.add_row(name, f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["non_2xx"]))
+            table.add_row(
+                name, f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["non_2xx"])
+            )
     console.print(table)
     s = results["shopops"]["rps"]
     console.print(f"shopops / bare = {s / results['bare']['rps']:.2f} (target >= 0.5)")
@@ -320,8 +382,9 @@ def main() -> None:
     f = results["facts"]
     if "train_fraud_s" in f:
         console.print(
-            f"training (feature frames retrieved, fit, scored, logged, registered): fraud {f['train_fraud_s']:.1f} s, "
-            f"eta {f['train_eta_s']:.1f} s; fit alone: fraud {f['fit_fraud_s']:.2f} s on {f['fraud_rows']:,} rows; "
+            "training (feature frames retrieved, fit, scored, logged, registered): "
+            f"fraud {f['train_fraud_s']:.1f} s, eta {f['train_eta_s']:.1f} s; "
+            f"fit alone: fraud {f['fit_fraud_s']:.2f} s on {f['fraud_rows']:,} rows; "
             f"materialize {f['materialize_s']:.1f} s"
         )
     if args.json:

@@ -117,11 +117,16 @@ def test_the_demo_trains_promotes_and_serves_both_models(tmp_path: Path, start_s
             if all(status.get(m, {}).get("version") for m in ("fraud", "eta")):
                 break
             time.sleep(1)
-        assert status["fraud"]["version"] == 1 and status["eta"]["version"] == 1, server.output()[-3000:]
+        assert status["fraud"]["version"] == 1, server.output()[-3000:]
+        assert status["eta"]["version"] == 1
         order = pd.read_parquet(tmp_path / "demo" / "truth" / "fraud_truth.parquet").iloc[-1]
         scored = client.post(
             "/v1/score/fraud",
-            json={"customer_id": order.customer_id, "device_id": order.device_id, "card_fingerprint": order.card_fingerprint},
+            json={
+                "customer_id": order.customer_id,
+                "device_id": order.device_id,
+                "card_fingerprint": order.card_fingerprint,
+            },
         )
         assert scored.status_code == 200, scored.text
         assert 0 <= scored.json()["score"] <= 1

@@ -11,7 +11,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from shopops.core.errors import InvalidInputError
@@ -80,6 +82,11 @@ def _entity(body: BaseModel, keys: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _json(body: dict[str, Any]) -> Response:
+    # Plain floats, strings and lists: orjson directly, without FastAPI's generic encoder pass.
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 def _common(scored: Scored) -> dict[str, Any]:
     return {
         "request_id": scored.request_id,
@@ -98,11 +105,11 @@ def _common(scored: Scored) -> dict[str, Any]:
     "store, scored by the fraud champion. Unknown customer or order ids answer 404; features without "
     "an online value take the model's default and are listed in `defaults`.",
 )
-async def score_fraud(body: FraudScoreRequest, request: Request) -> dict[str, Any]:
+async def score_fraud(body: FraudScoreRequest, request: Request) -> Response:
     service = serving_service(request)
     entity = _entity(body, ("customer_id", "device_id", "card_fingerprint", "order_id"))
     scored = service.score("fraud", entity, body.features)
-    return {"score": scored.outputs["score"], "reasons": scored.reasons, **_common(scored)}
+    return _json({"score": scored.outputs["score"], "reasons": scored.reasons, **_common(scored)})
 
 
 @router.post(
@@ -111,7 +118,7 @@ async def score_fraud(body: FraudScoreRequest, request: Request) -> dict[str, An
     description="Online features of the carrier's lane on the route (and the shipment and order, if "
     "given), predicted by the ETA champion. An unknown lane or shipment answers 404.",
 )
-async def predict_eta(body: EtaRequest, request: Request) -> dict[str, Any]:
+async def predict_eta(body: EtaRequest, request: Request) -> Response:
     from shopops.fulfillment.eta import ROUTES
 
     if body.route not in ROUTES:
@@ -130,7 +137,7 @@ async def predict_eta(body: EtaRequest, request: Request) -> dict[str, Any]:
         start = datetime.fromtimestamp(parse_timestamp_ms(str(body.event_timestamp)) / 1000, UTC)
         out["p50_at"] = (start + timedelta(hours=out["p50_hours"])).isoformat()
         out["p90_at"] = (start + timedelta(hours=out["p90_hours"])).isoformat()
-    return out
+    return _json(out)
 
 
 @router.get("/v1/score/status", summary="The champions being served, and why one is not")

@@ -54,7 +54,8 @@ def deploy(settings: Any, *, replicas: int = 1, port: int | None = None) -> str:
 
     if not settings.ray.address:
         raise ConfigError(
-            "ml.serving.ray_serve needs a Ray cluster", hint="set ray.address (local, auto or ray://head:10001)"
+            "ml.serving.ray_serve needs a Ray cluster",
+            hint="set ray.address (local, auto or ray://head:10001)",
         )
     if not ray.is_initialized():
         if settings.ray.address == "local":

@@ -38,6 +38,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 # Local SQLite/PostgreSQL stores: MLflow would otherwise log every schema migration at INFO.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Downloads are a few small files: no tqdm bars in CLI output and server logs.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,9 @@ class DemoModels:
 class MlRuntime:
     """What `shopops up` runs for MLOps: the serving service and, on a demo seed, the demo models."""
 
-    def __init__(self, serving: ServingService | None, demo: DemoModels | None, *, ray_serve: bool = False) -> None:
+    def __init__(
+        self, serving: ServingService | None, demo: DemoModels | None, *, ray_serve: bool = False
+    ) -> None:
         self.serving = serving
         self.demo = demo
         self.ray_serve = ray_serve
@@ -148,7 +150,9 @@ def start_ml(platform: Platform, app: Any, *, demo: bool) -> MlRuntime:
     ray_serve = None
     if settings.ml.serving.ray_serve:
         # Deployed in the background: starting Ray and its replicas takes tens of seconds.
-        ray_serve = threading.Thread(target=_deploy_ray_serve, args=(settings,), name="ray-serve", daemon=True)
+        ray_serve = threading.Thread(
+            target=_deploy_ray_serve, args=(settings,), name="ray-serve", daemon=True
+        )
         ray_serve.start()
     return MlRuntime(serving, models, ray_serve=ray_serve is not None)
 

@@ -7,9 +7,11 @@ list, signature, boosters, holdout) → registered version → model card.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -398,7 +400,10 @@ class TrainingService:
 
         from shopops.ml.training.pyfunc import BoostersModel
 
-        with tempfile.TemporaryDirectory(prefix="shopops-boosters-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="shopops-boosters-") as tmp, warnings.catch_warnings():
+            # The model is our own class, pickled by reference; the signature is given explicitly.
+            warnings.simplefilter("ignore")
+            logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
             artifacts = {}
             for output, booster in boosters.items():
                 booster_file = Path(tmp) / f"{output}.txt"

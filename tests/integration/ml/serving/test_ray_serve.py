@@ -41,12 +41,21 @@ def test_ray_serve_deployment_scores_with_governance(trained: Trained, tmp_path:
     try:
         url = deploy(settings)
         order = pd.read_parquet(trained.world.home / "truth" / "fraud_truth.parquet").iloc[-1]
-        body = {"customer_id": order.customer_id, "device_id": order.device_id, "card_fingerprint": order.card_fingerprint}
+        body = {
+            "customer_id": order.customer_id,
+            "device_id": order.device_id,
+            "card_fingerprint": order.card_fingerprint,
+        }
         scored = httpx.post(f"{url}/v1/score/fraud", json=body, headers=bearer(token), timeout=60)
         assert scored.status_code == 200, scored.text
         assert scored.json()["version"] == trained.versions["fraud"]
         assert httpx.post(f"{url}/v1/score/fraud", json=body, timeout=60).status_code == 401
-        unknown = httpx.post(f"{url}/v1/score/fraud", json={**body, "customer_id": "vn-c-9999999"}, headers=bearer(token), timeout=60)
+        unknown = httpx.post(
+            f"{url}/v1/score/fraud",
+            json={**body, "customer_id": "vn-c-9999999"},
+            headers=bearer(token),
+            timeout=60,
+        )
         assert unknown.status_code == 404
     finally:
         try:
