@@ -1,7 +1,8 @@
 """Lake ingestion: change events/s from the event log into Iceberg bronze and silver, end to end.
 
     python bench/bench_lake.py [--events 300000] [--size 400] [--keys 0.4] [--envelope plain|schema]
-                               [--batch 50000] [--repeat 2] [--logs sqlite,kafka] [--json out.json]
+                               [--batch 50000] [--repeat 2] [--logs sqlite,kafka] [--checks]
+                               [--json out.json]
 
 For each event log (the embedded SQLite log, and the Kafka backend on a Tansu broker it starts on
 a free loopback port) it writes ``--events`` Debezium change events of about ``--size`` bytes over
@@ -12,7 +13,11 @@ updated (``u``) in key order, so silver replaces rows in every batch. Then, alte
   partition, touching each record's key and value) — what any reader of the log pays: the baseline;
 - **bronze**: ``LakeIngestor.run_once`` with bronze only, into a fresh SQLite-catalog warehouse;
 - **silver**: silver only (decode, type, merge per key, commit with the position);
-- **both**: bronze and silver from one read of the log, what ``shopops lake ingest`` does.
+- **both**: bronze and silver from one read of the log, what ``shopops lake ingest`` does;
+- **checked** (with ``--checks``): ``both`` with the data-contract checks on every silver batch
+  (a :class:`~shopops.quality.checker.ContractChecker` over a contract of the bench's columns:
+  required columns, a primary key, accepted values, a pattern and a range; nothing fails), what
+  ``shopops up`` runs when checks are on.
 
 Targets (issue): end to end >= 50k events/s and >= 0.5x the raw loop, on 2 cores.
 """
@@ -39,6 +44,7 @@ from shopops.events.debezium import Column, Op, encode_key, encode_value, value_
 from shopops.events.port import EventLog
 from shopops.events.tansu import start_tansu
 from shopops.lake.catalog import open_catalog
+from shopops.lake.checks import BatchChecker
 from shopops.lake.ingest import LakeIngestor
 
 console = Console()
@@ -52,6 +58,66 @@ COLUMNS = [
     Column("note", "string"),
 ]
 STAGES = {"bronze": (True, False), "silver": (False, True), "both": (True, True)}
+CHECKED = "checked"
+#: The contract of every bench dataset (its columns, as ``_fill`` writes them).
+CONTRACT = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: bench-{id}
+name: Bench {dataset}
+version: 1.0.0
+status: active
+schema:
+  - name: {table}
+    physicalName: {dataset}
+    physicalType: table
+    logicalType: object
+    properties:
+      - {{name: id, logicalType: integer, physicalType: int64, primaryKey: true, primaryKeyPosition: 1,
+         required: true}}
+      - name: status
+        logicalType: string
+        physicalType: string
+        required: true
+        logicalTypeOptions: {{pattern: '^(placed|s[0-9]+)$'}}
+      - name: amount
+        logicalType: string
+        physicalType: string
+        required: true
+        logicalTypeOptions: {{pattern: '^[0-9]+\\.[0-9]{{2}}$'}}
+      - name: quantity
+        logicalType: integer
+        physicalType: int32
+        required: true
+        logicalTypeOptions: {{minimum: 0, maximum: 6}}
+      - {{name: created_at, logicalType: {created_at}, physicalType: {created_at_physical}, required: true}}
+      - {{name: note, logicalType: string, physicalType: string}}
+"""
+
+
+def _checker(envelope: str) -> BatchChecker:
+    """A contract checker over the bench datasets' contracts (every event passes them). Plain JSON
+    carries no logical types: ``created_at`` is then an integer."""
+    from shopops.quality.checker import ContractChecker
+    from shopops.quality.contracts import parse_contract
+
+    contracts = []
+    for topic in TOPICS:
+        _region, database, table = topic.split(".")
+        dataset = f"{database}.{table}"
+        kind = ("timestamp", "timestamp") if envelope == "schema" else ("integer", "int64")
+        text = CONTRACT.format(
+            id=dataset.replace(".", "-"),
+            dataset=dataset,
+            table=table,
+            created_at=kind[0],
+            created_at_physical=kind[1],
+        )
+        parsed = parse_contract(text)
+        if parsed.contract is None or not parsed.ok:
+            raise SystemExit(f"bench contract of {dataset}: {[i.message for i in parsed.issues]}")
+        contracts.append(parsed.contract)
+    return ContractChecker(contracts)
 
 
 def _fill(log: EventLog, events: int, size: int, keys: float, envelope: str) -> None:
@@ -95,11 +161,21 @@ def _raw_read(log: EventLog) -> tuple[float, int]:
     return time.perf_counter() - started, n
 
 
-def _ingest(log: EventLog, home: Path, batch: int, stage: str) -> tuple[float, int]:
-    bronze, silver = STAGES[stage]
+def _ingest(
+    log: EventLog, home: Path, batch: int, stage: str, checker: BatchChecker | None = None
+) -> tuple[float, int]:
+    """One ``run_once`` of ``stage`` into a fresh warehouse (``checker``: the checks, built once
+    outside the timing, as a long-running worker does)."""
+    bronze, silver = STAGES.get(stage, (True, True))
     catalog = open_catalog(None, None, home)
     ingestor = LakeIngestor(
-        log, catalog, topics="|".join(TOPICS), batch_records=batch, bronze=bronze, silver=silver
+        log,
+        catalog,
+        topics="|".join(TOPICS),
+        batch_records=batch,
+        bronze=bronze,
+        silver=silver,
+        checker=checker,
     )
     started = time.perf_counter()
     n = ingestor.run_once()
@@ -107,18 +183,24 @@ def _ingest(log: EventLog, home: Path, batch: int, stage: str) -> tuple[float, i
 
 
 def _measure(name: str, log: EventLog, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"log": name, "raw_per_s": []} | {f"{s}_per_s": [] for s in STAGES}
+    stages = _stages(args)
+    out: dict[str, Any] = {"log": name, "raw_per_s": []} | {f"{s}_per_s": [] for s in stages}
     expected = args.events // len(TOPICS) * len(TOPICS)
     for i in range(args.repeat):
         seconds, n = _raw_read(log)
         out["raw_per_s"].append(n / seconds)
-        for stage in STAGES:
-            seconds, n = _ingest(log, tmp / f"{name}-{stage}-{i}", args.batch, stage)
+        for stage in stages:
+            checker = _checker(args.envelope) if stage == CHECKED else None
+            seconds, n = _ingest(log, tmp / f"{name}-{stage}-{i}", args.batch, stage, checker)
             assert n == expected, (stage, n)
             out[f"{stage}_per_s"].append(n / seconds)
     best_raw = max(out["raw_per_s"])
-    out["ratio"] = {stage: max(out[f"{stage}_per_s"]) / best_raw for stage in STAGES}
+    out["ratio"] = {stage: max(out[f"{stage}_per_s"]) / best_raw for stage in stages}
     return out
+
+
+def _stages(args: argparse.Namespace) -> list[str]:
+    return [*STAGES, CHECKED] if args.checks else list(STAGES)
 
 
 def main() -> int:
@@ -132,6 +214,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--logs", default="sqlite,kafka")
+    parser.add_argument("--checks", action="store_true", help="also bronze+silver with contract checks")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     configure_logging("WARNING", "console")
@@ -157,17 +240,19 @@ def main() -> int:
         title=f"lake ingestion, {args.events:,} {args.envelope} events of ~{args.size} B, "
         f"{os.cpu_count()} cores (best of {args.repeat}; x = / raw)"
     )
-    for column in ("event log", "raw read/s", "bronze/s", "silver/s", "bronze+silver/s"):
+    stages = _stages(args)
+    titles = {"bronze": "bronze/s", "silver": "silver/s", "both": "bronze+silver/s", CHECKED: "+ checks/s"}
+    for column in ("event log", "raw read/s", *(titles[s] for s in stages)):
         table.add_column(column, justify="left" if column == "event log" else "right")
     for r in results:
         table.add_row(
             r["log"],
             f"{max(r['raw_per_s']):,.0f}",
-            *(f"{max(r[f'{s}_per_s']):,.0f} ({r['ratio'][s]:.2f}x)" for s in STAGES),
+            *(f"{max(r[f'{s}_per_s']):,.0f} ({r['ratio'][s]:.2f}x)" for s in stages),
         )
     console.print(table)
     for r in results:
-        for stage in STAGES:
+        for stage in stages:
             ok = max(r[f"{stage}_per_s"]) >= 50_000 and r["ratio"][stage] >= 0.5
             console.print(f"{r['log']} {stage}: target >= 50k/s and >= 0.5x raw: {'met' if ok else 'missed'}")
     if args.json:

@@ -77,7 +77,7 @@ def build_world(home: Path) -> dict[str, Any]:
                 regions=["vn", "sg", "th"], days=7, orders_per_day=150, seed=42, envelope="plain"
             )
             run_simulation(config, platform.event_log, home / "truth", parallel=False)
-            LakeIngestor(platform.event_log, open_catalog(None, None, home)).run_once()
+            LakeIngestor(platform.event_log, open_catalog(None, None, home), silver=False).run_once()
             features = build_features(settings)
             features.apply()
             started = time.perf_counter()

@@ -12,6 +12,7 @@ feeds bronze (and silver) is :func:`shopops.lake.ingest.ingest_topic`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import orjson
 import pyarrow as pa
@@ -20,6 +21,7 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from shopops.events.model import Record
+from shopops.lake.columnar import RecordColumns, record_columns
 from shopops.lake.tables import Transaction, expire_old_snapshots
 
 NAMESPACE = "bronze"
@@ -85,18 +87,23 @@ class BronzeTable:
         raw = snapshot.summary.additional_properties.get(OFFSETS_PROPERTY) if snapshot.summary else None
         return {int(p): int(o) for p, o in orjson.loads(raw).items()} if raw else {}
 
-    def append(self, records: list[Record], offsets: dict[int, int]) -> None:
-        """Append ``records`` and move the position to ``offsets`` in one commit."""
-        topics, partitions, positions, keys, values, stamps, _headers = zip(*records, strict=True)
+    def append(
+        self, records: Sequence[Record], offsets: dict[int, int], columns: RecordColumns | None = None
+    ) -> None:
+        """Append ``records`` and move the position to ``offsets`` in one commit (``columns``:
+        the records' :class:`~shopops.lake.columnar.RecordColumns`, when the caller has them)."""
+        if columns is None:
+            columns = record_columns(records)
+        n = len(columns)
         batch = pa.table(
             {
-                "topic": pa.array(topics, pa.string()),
-                "partition": pa.array(partitions, pa.int32()),
-                "offset": pa.array(positions, pa.int64()),
-                "timestamp_ms": pa.array(stamps, pa.int64()),
-                "key": _as_text(keys),
-                "value": _as_text(values),
-                "ingested_at_ms": pa.repeat(pa.scalar(int(time.time() * 1000), pa.int64()), len(records)),
+                "topic": pa.repeat(pa.scalar(self.topic, pa.string()), n),
+                "partition": columns.partitions,
+                "offset": columns.offsets,
+                "timestamp_ms": columns.timestamps,
+                "key": _as_text(columns.keys),
+                "value": _as_text(columns.values),
+                "ingested_at_ms": pa.repeat(pa.scalar(int(time.time() * 1000), pa.int64()), n),
             },
             schema=SCHEMA,
         )
@@ -107,20 +114,23 @@ class BronzeTable:
         # copies) the metadata holding all snapshots, so it must not grow with every batch.
         expire_old_snapshots(self.table, KEEP_SNAPSHOTS)
 
-    def write(self, records: list[Record], offsets: dict[int, int]) -> int:
+    def write(
+        self, records: Sequence[Record], offsets: dict[int, int], columns: RecordColumns | None = None
+    ) -> int:
         """:meth:`append` as an ingestion sink: returns the rows appended."""
-        self.append(records, offsets)
+        self.append(records, offsets, columns)
         return len(records)
 
     def refresh(self) -> None:
         self.table = self.catalog.load_table(self.name)
 
 
-def _as_text(raw: tuple[bytes | None, ...]) -> pa.Array:
+def _as_text(raw: pa.Array) -> pa.Array:
     """Record bytes as UTF-8 text, validated in C; the rare invalid record is decoded with U+FFFD."""
     try:
-        return pa.array(raw, pa.binary()).cast(pa.string())
+        return raw.cast(pa.string())
     except pa.ArrowInvalid:
         return pa.array(
-            [None if b is None else b.decode("utf-8", errors="replace") for b in raw], pa.string()
+            [None if b is None else b.decode("utf-8", errors="replace") for b in raw.to_pylist()],
+            pa.string(),
         )

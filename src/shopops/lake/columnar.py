@@ -13,10 +13,8 @@ which gives the same result.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import orjson
 import pyarrow as pa
@@ -74,8 +72,63 @@ def _read_type(column: SourceColumn) -> pa.DataType | None:
     return _READ_AS.get(column.convert) or arrow_type(column.type)
 
 
-def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnBatch | None:
-    """The batch as columns, or ``None`` if it needs the per-record decoder."""
+@dataclass(frozen=True, slots=True)
+class RecordColumns:
+    """The log fields of a batch of records (one topic, log order) as Arrow arrays.
+
+    Built once per batch and shared by the stages that write it: bronze stores them, silver's
+    fast path parses the values; neither walks the records in Python again.
+    """
+
+    partitions: pa.Array  # int32
+    offsets: pa.Array  # int64
+    timestamps: pa.Array  # int64
+    keys: pa.Array  # binary; null for an unkeyed record
+    values: pa.Array  # binary; null for a tombstone
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def record_columns(records: Sequence[Record]) -> RecordColumns:
+    """``records`` as :class:`RecordColumns` (one pass over the records)."""
+    if not records:
+        empty = pa.array([], pa.binary())
+        return RecordColumns(
+            pa.array([], pa.int32()), pa.array([], pa.int64()), pa.array([], pa.int64()), empty, empty
+        )
+    _topics, partitions, offsets, keys, values, stamps, _headers = zip(*records, strict=True)
+    return RecordColumns(
+        partitions=pa.array(partitions, pa.int32()),
+        offsets=pa.array(offsets, pa.int64()),
+        timestamps=pa.array(stamps, pa.int64()),
+        keys=pa.array(keys, pa.binary()),
+        values=pa.array(values, pa.binary()),
+    )
+
+
+def _all(mask: pa.Array) -> bool:
+    return bool(pc.all(mask).as_py())
+
+
+def _any(mask: pa.Array) -> bool:
+    return bool(pc.any(mask).as_py())
+
+
+def _newline_delimited(values: pa.Array) -> pa.Buffer:
+    """The (non-null) binary ``values`` as one newline-delimited buffer, joined by Arrow."""
+    joined = pc.binary_join_element_wise(values, pa.scalar(b"", pa.binary()), b"\n")
+    # The offsets into the data buffer: int32, or int64 for large binary.
+    bounds = memoryview(joined.buffers()[1]).cast("q" if pa.types.is_large_binary(joined.type) else "i")
+    first, last = bounds[joined.offset], bounds[joined.offset + len(joined)]
+    return joined.buffers()[2][first:last]
+
+
+def decode_columns(
+    records: Sequence[Record], decoder: ChangeDecoder, columns: RecordColumns | None = None
+) -> ColumnBatch | None:
+    """The batch as columns, or ``None`` if it needs the per-record decoder. ``columns`` are the
+    records' :class:`RecordColumns` when the caller has them already."""
     if not records:
         return None
     prefix: bytes | None = None
@@ -89,22 +142,23 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
             prefix, schema_index = known
         if prefix is None or schema_index < 0:
             return None  # a schema not seen yet: the per-record decoder learns it
-    maybe_values = [r.value for r in records]
-    maybe_keys = [r.key for r in records]
-    if None in maybe_values or None in maybe_keys:
+    if columns is None:
+        columns = record_columns(records)
+    raw_values, raw_keys = columns.values, columns.keys
+    if not isinstance(raw_values, pa.Array) or not isinstance(raw_keys, pa.Array):
+        return None  # over 2 GiB in one batch (chunked): the per-record path
+    if raw_values.null_count or raw_keys.null_count:
         return None  # tombstones (and unkeyed records) take the per-record path
-    raw_values = cast("list[bytes]", maybe_values)
-    values: list[bytes]
+    values: pa.Array
     if prefix is not None:
-        cut = len(prefix)
-        if not all([v.startswith(prefix) and v.endswith(b"}") for v in raw_values]):
+        if not (_all(pc.starts_with(raw_values, prefix)) and _all(pc.ends_with(raw_values, b"}"))):
             return None
-        values = [v[cut:-1] for v in raw_values]
+        values = pc.binary_slice(raw_values, len(prefix), -1)
     else:
-        if any([v.startswith(b'{"schema":') for v in raw_values]):
+        if _any(pc.starts_with(raw_values, b'{"schema":')):
             return None
         values = raw_values
-    keys = _key_texts(cast("list[bytes]", maybe_keys), decoder)
+    keys = _key_texts(raw_keys, decoder)
     if keys is None:
         return None
     declared: RowSchema | None = decoder.schemas[schema_index] if schema_index >= 0 else None
@@ -117,7 +171,7 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
             options = pj.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="ignore")
         else:
             options = pj.ParseOptions(explicit_schema=pa.schema(_ENVELOPE), unexpected_field_behavior="infer")
-        parsed = pj.read_json(io.BytesIO(b"\n".join(values)), parse_options=options)
+        parsed = pj.read_json(pa.BufferReader(_newline_delimited(values)), parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     if parsed.num_rows != len(records) or "after" not in parsed.column_names:
@@ -137,49 +191,49 @@ def decode_columns(records: Sequence[Record], decoder: ChangeDecoder) -> ColumnB
     if key_rows is None or any(pa.types.is_nested(f.type) for f in key_rows.schema):
         return None
     if declared is not None:
-        columns = tuple(declared)
+        source_columns = tuple(declared)
     else:
         inferred = _inferred_columns(after)
         if inferred is None:
             return None
-        columns, after = inferred
-    stamps = pc.coalesce(
-        source.field("ts_ms"),
-        parsed.column("ts_ms").combine_chunks(),
-        pa.array([r.timestamp_ms for r in records], pa.int64()),
-    )
+        source_columns, after = inferred
+    stamps = pc.coalesce(source.field("ts_ms"), parsed.column("ts_ms").combine_chunks(), columns.timestamps)
+    try:
+        key_texts = keys.cast(pa.large_binary()).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return None  # not UTF-8: the per-record path decides
     return ColumnBatch(
-        keys=pa.array(keys, pa.large_binary()).cast(pa.large_string()),
+        keys=key_texts,
         key_rows=key_rows,
         ops=ops,
         lsns=lsns,
-        partitions=pa.array([r.partition for r in records], pa.int32()),
-        offsets=pa.array([r.offset for r in records], pa.int64()),
+        partitions=columns.partitions,
+        offsets=columns.offsets,
         ts_ms=stamps,
         after=after,
-        columns=columns,
+        columns=source_columns,
     )
 
 
-def _key_texts(raw: list[bytes], decoder: ChangeDecoder) -> list[bytes] | None:
+def _key_texts(raw: pa.Array, decoder: ChangeDecoder) -> pa.Array | None:
     """The keys' payload texts (as ``ChangeDecoder.key_text``), if they all have the same shape."""
-    if raw[0].startswith(b'{"schema":'):
-        prefix = decoder.key_prefix(raw[0])
-        if prefix is None or not all([k.startswith(prefix) and k.endswith(b"}") for k in raw]):
+    first = raw[0].as_py()
+    if first.startswith(b'{"schema":'):
+        prefix = decoder.key_prefix(first)
+        if prefix is None or not (_all(pc.starts_with(raw, prefix)) and _all(pc.ends_with(raw, b"}"))):
             return None
-        cut = len(prefix)
-        return [k[cut:-1] for k in raw]
-    if any([k.startswith(b'{"schema":') for k in raw]):
+        return pc.binary_slice(raw, len(prefix), -1)
+    if _any(pc.starts_with(raw, b'{"schema":')):
         return None
     return raw
 
 
-def _key_rows(keys: list[bytes], after: pa.Table) -> pa.Table | None:
+def _key_rows(keys: pa.Array, after: pa.Table) -> pa.Table | None:
     """The key columns of every event. Debezium's after-image holds the primary key's columns
     with the key's values, so they are taken from there when it has them all (the key's names
     come from the first key); otherwise the keys are parsed."""
     try:
-        first = orjson.loads(keys[0])
+        first = orjson.loads(keys[0].as_py())
     except orjson.JSONDecodeError:
         return None
     if not isinstance(first, dict) or not first:
@@ -187,7 +241,7 @@ def _key_rows(keys: list[bytes], after: pa.Table) -> pa.Table | None:
     if all(name in after.column_names for name in first):
         return after.select(list(first))
     try:
-        parsed = pj.read_json(io.BytesIO(b"\n".join(keys)))
+        parsed = pj.read_json(pa.BufferReader(_newline_delimited(keys)))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     return parsed if parsed.num_rows == len(keys) else None

@@ -29,6 +29,7 @@ from shopops.events.model import Record
 from shopops.events.port import EventLog
 from shopops.lake.bronze import BronzeTable
 from shopops.lake.checks import BatchChecker
+from shopops.lake.columnar import RecordColumns, record_columns
 from shopops.lake.silver import SilverTable, topic_parts
 
 log = get_logger("shopops.lake")
@@ -41,9 +42,12 @@ class Sink(Protocol):
 
     def committed_offsets(self) -> dict[int, int]: ...
 
-    def write(self, records: list[Record], offsets: dict[int, int]) -> int:
+    def write(
+        self, records: list[Record], offsets: dict[int, int], columns: RecordColumns | None = None
+    ) -> int:
         """Write ``records`` and move the position to ``offsets`` in one commit (raise
-        ``CommitFailedException`` if another worker committed first)."""
+        ``CommitFailedException`` if another worker committed first). ``columns``: the records'
+        :class:`RecordColumns`, when the reader built them."""
         ...
 
     def refresh(self) -> None: ...
@@ -67,6 +71,8 @@ class _Batch:
     caught_up: bool = True
     #: Where it was read from.
     start: dict[int, int] | None = None
+    #: The records' log fields as Arrow arrays, built once for every sink.
+    columns: RecordColumns | None = None
 
 
 def read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: int) -> _Batch:
@@ -83,7 +89,10 @@ def read_batch(log: EventLog, topic: str, start: dict[int, int], max_records: in
             records.extend(chunk)
             position = chunk[-1].offset + 1
         offsets[partition] = position
-    return _Batch(records, offsets, all(offsets[p] >= end for p, end in ends.items()), dict(start))
+    caught_up = all(offsets[p] >= end for p, end in ends.items())
+    # The columns are built here, on the reading thread, while the previous batch is written.
+    columns = record_columns(records) if records else None
+    return _Batch(records, offsets, caught_up, dict(start), columns)
 
 
 @contextlib.contextmanager
@@ -116,10 +125,12 @@ def start_of(sinks: Sequence[Sink]) -> dict[int, int]:
     return _lowest([sink.committed_offsets() for sink in sinks])
 
 
-def _write(sink: Sink, records: list[Record], offsets: dict[int, int]) -> int | None:
+def _write(
+    sink: Sink, records: list[Record], offsets: dict[int, int], columns: RecordColumns | None
+) -> int | None:
     """``sink.write``; ``None`` when another worker committed first."""
     try:
-        return sink.write(records, offsets)
+        return sink.write(records, offsets, columns)
     except CommitFailedException:
         return None
 
@@ -198,14 +209,16 @@ def _ingest(
             target = {p: max(o, position.get(p, 0)) for p, o in batch.offsets.items()}
             if position == target:
                 continue  # this table is already past the batch
+            columns = batch.columns
             if all(position.get(p, 0) == start.get(p, 0) for p in batch.offsets):
                 records = batch.records
             else:  # this table is ahead of the other one in some partition
                 records = [r for r in batch.records if r.offset >= position.get(r.partition, 0)]
+                columns = None
             if writer is not None and n < len(sinks) - 1:
-                jobs.append((sink, target, writer.submit(_write, sink, records, target), None))
+                jobs.append((sink, target, writer.submit(_write, sink, records, target, columns), None))
             else:
-                jobs.append((sink, target, None, _write(sink, records, target)))
+                jobs.append((sink, target, None, _write(sink, records, target, columns)))
         lost = False
         written: dict[str, int] = {}
         for sink, target, job, result in jobs:

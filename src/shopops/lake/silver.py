@@ -64,7 +64,13 @@ from shopops.lake.changes import (
     to_arrow,
 )
 from shopops.lake.checks import BatchChecker
-from shopops.lake.columnar import ColumnBatch, decode_columns, latest_per_key, to_target
+from shopops.lake.columnar import (
+    ColumnBatch,
+    RecordColumns,
+    decode_columns,
+    latest_per_key,
+    to_target,
+)
 from shopops.lake.evolution import FIRST_METADATA, METADATA, Evolution, resolve_all
 from shopops.lake.tables import (
     OFFSETS_PROPERTY,
@@ -190,16 +196,19 @@ class SilverTable:
 
     # -- one batch --
 
-    def write(self, records: Sequence[Record], offsets: dict[int, int]) -> int:
+    def write(
+        self, records: Sequence[Record], offsets: dict[int, int], columns: RecordColumns | None = None
+    ) -> int:
         """Apply ``records`` (one topic, log order) and move the position to ``offsets``, in one
-        commit. Returns the rows written (new states and delete markers).
+        commit. Returns the rows written (new states and delete markers). ``columns``: the
+        records' :class:`~shopops.lake.columnar.RecordColumns`, when the caller has them.
 
         Raises ``CommitFailedException`` when another worker committed first; the caller then
         refreshes and reads again from the new position.
         """
-        columns = decode_columns(records, self.decoder) if self.fast else None
-        if columns is not None:
-            done = self._write_columns(columns, offsets)
+        decoded = decode_columns(records, self.decoder, columns) if self.fast else None
+        if decoded is not None:
+            done = self._write_columns(decoded, offsets)
             if done is not None:
                 return done
         batch = self.decoder.decode(records)
@@ -340,11 +349,12 @@ class SilverTable:
         """:meth:`write` for a batch decoded as columns; ``None`` if a value does not fit its
         column (the per-record path then skips just those events)."""
         keep: pa.Array | None = None
+        checked: pa.Table | None = None
         try:
             if self.checker is not None:
                 everything = pa.array(range(len(batch)), pa.int64())
-                rows = self._typed_columns(batch, everything)
-                verdict = self.checker.check_batch(self.parts.dataset, rows)
+                checked = self._typed_columns(batch, everything)
+                verdict = self.checker.check_batch(self.parts.dataset, checked)
                 rejected = verdict.rejected
                 if rejected.num_rows:
                     position = pc.add(pc.multiply(batch.partitions.cast(pa.int64()), 1 << 40), batch.offsets)
@@ -356,7 +366,8 @@ class SilverTable:
                     self.quarantine.append(rejected, offsets)
                     APPLIED.labels(self.name, "quarantined").inc(rejected.num_rows)
             winners = latest_per_key(batch, keep)
-            rows = self._typed_columns(batch, winners)
+            # Every event was typed for the checks already (the table's schema with it).
+            rows = checked.take(winners) if checked is not None else self._typed_columns(batch, winners)
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError):
             return None
         written = self._merge(rows, pa.repeat(pa.scalar(False), rows.num_rows), offsets)

@@ -328,14 +328,12 @@ class ReconciliationService:
 def _finish_exceptions(raw: pa.Table) -> pa.Table:
     """Drop repeats of an exception id (a record given twice in the inputs) and add the date.
 
-    ``raw`` comes sorted by region, business day and exception id (the plan orders it).
+    ``raw`` comes sorted by region, business day and exception id (the plan orders it), so it
+    is not sorted again here.
     """
     days = raw.column("business_day").cast(pa.int32()).cast(pa.date32())
     out = raw.append_column("business_date", days).drop_columns(["business_day"])
     out = out.select([c if c != "business_day" else "business_date" for c in EXCEPTION_COLUMNS])
-    out = out.sort_by(
-        [("region", "ascending"), ("business_date", "ascending"), ("exception_id", "ascending")]
-    )
     if out.num_rows > 1:
         ids = out.column("exception_id").combine_chunks()
         repeat = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,6 +27,9 @@ import pyarrow.parquet as pq
 from shopops.core.errors import InvalidInputError
 from shopops.core.sqlite import connect_wal
 from shopops.reconciliation.model import ExceptionClass, RunReport
+
+#: Threads writing partitions (bounded: the machine may be shared).
+_WRITERS = min(4, os.cpu_count() or 1)
 
 _RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -99,22 +103,25 @@ class ResultStore:
 
         ``exceptions`` and ``summary`` must be sorted by region and business date.
         """
-        written = resolved = 0
         exc_slices = _slices(exceptions)
         sum_slices = _slices(summary)
+
+        def replace(region: str, day: date) -> int:
+            start, length = exc_slices.get((region, day), (0, 0))
+            part = exceptions.slice(start, length)
+            path = self._path("exceptions", region, day)
+            part, gone = self._carry_open_since(part, path, now)
+            self._write(part, path)
+            start, length = sum_slices.get((region, day), (0, 0))
+            self._write(summary.slice(start, length), self._path("summary", region, day))
+            return gone
+
         with self._locked():
-            for region in regions:
-                for day in days:
-                    start, length = exc_slices.get((region, day), (0, 0))
-                    part = exceptions.slice(start, length)
-                    path = self._path("exceptions", region, day)
-                    part, gone = self._carry_open_since(part, path, now)
-                    resolved += gone
-                    self._write(part, path)
-                    start, length = sum_slices.get((region, day), (0, 0))
-                    self._write(summary.slice(start, length), self._path("summary", region, day))
-                    written += 1
-        return written, resolved
+            # Parquet encoding and compression release the GIL: partitions are written in
+            # parallel, each still whole or not at all (temporary name, then rename).
+            with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+                gone = list(pool.map(lambda key: replace(*key), [(r, d) for r in regions for d in days]))
+        return len(gone), sum(gone)
 
     @staticmethod
     def _carry_open_since(part: pa.Table, path: Path, now: datetime) -> tuple[pa.Table, int]:

@@ -18,7 +18,7 @@ log = get_logger(__name__)
 APP_NAME = "shopops-ml"
 
 
-def build_app(settings_json: str) -> Any:
+def build_app(settings_data: dict[str, Any]) -> Any:
     """The FastAPI app a replica serves: governance in front of the scoring router."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -29,7 +29,7 @@ def build_app(settings_json: str) -> Any:
     from shopops.governance.api import GovernanceMiddleware
     from shopops.ml.serving.api import router
 
-    settings = Settings.model_validate_json(settings_json)
+    settings = Settings(**settings_data)
     app = FastAPI(title="shopops ML serving")
 
     @app.exception_handler(ShopopsError)
@@ -64,12 +64,13 @@ def deploy(settings: Any, *, replicas: int = 1, port: int | None = None) -> str:
             ray.init(address=settings.ray.address, log_to_driver=False)
     http_port = port or settings.ml.serving.ray_serve_port
     serve.start(http_options={"host": settings.api.host, "port": http_port})
-    settings_json = settings.model_dump_json()
+    # Python objects, not JSON: secrets stay secrets (JSON would write them out masked).
+    settings_data = settings.model_dump()
 
     @serve.deployment(name="scoring", num_replicas=replicas, ray_actor_options={"num_cpus": 0.5})
     class Scoring:
-        def __init__(self, settings_json: str) -> None:
-            self.app = build_app(settings_json)
+        def __init__(self, settings_data: dict[str, Any]) -> None:
+            self.app = build_app(settings_data)
 
         async def __call__(self, request: Any) -> Any:
             # Hand the request to the replica's own ASGI app (governance, router, handlers).
@@ -94,7 +95,8 @@ def deploy(settings: Any, *, replicas: int = 1, port: int | None = None) -> str:
             headers = {k.decode(): v.decode() for k, v in sent["headers"] if k.lower() != b"content-length"}
             return Response(content=sent["body"], status_code=sent["status"], headers=headers)
 
-    serve.run(Scoring.bind(settings_json), name=APP_NAME, route_prefix="/")
+    deployment: Any = Scoring  # the decorator returns a Deployment; its type is not visible to mypy
+    serve.run(deployment.bind(settings_data), name=APP_NAME, route_prefix="/")
     url = f"http://{settings.api.host}:{http_port}"
     log.info("scoring deployed on Ray Serve", url=url, replicas=replicas)
     return url

@@ -11,7 +11,6 @@ configuration only.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -320,7 +319,3 @@ def _redact(uri: str) -> str:
         creds, host = rest.rsplit("@", 1)
         return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else uri
     return uri
-
-
-def clear_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

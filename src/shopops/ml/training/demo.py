@@ -88,15 +88,12 @@ class DemoModels:
 
     def _prepare_features(self) -> None:
         """Catch the lake up with the event log, then materialize the feature store from it."""
-        from shopops.lake.catalog import open_catalog
-        from shopops.lake.ingest import LakeIngestor
+        from shopops.bootstrap import build_lake_ingestor
 
-        lake = self.platform.settings.lake
-        catalog = open_catalog(lake.catalog_uri, lake.warehouse, self.platform.settings.home)
-        # Exactly once even beside the running ingestion worker: a commit race is retried.
-        LakeIngestor(
-            self.platform.event_log, catalog, topics=lake.topics, batch_records=lake.batch_records
-        ).run_once()
+        settings = self.platform.settings
+        # Exactly once even beside the running lake worker: a commit race is retried from the
+        # position the winner stored.
+        build_lake_ingestor(settings, self.platform.event_log, checks=settings.lake.checks).run_once()
         self.features.materialize()
 
     def _catalog(self) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -302,7 +301,3 @@ def _eta_features(code: str, rows: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return frame
-
-
-def utc_now() -> datetime:
-    return datetime.now(tz=UTC)

@@ -150,3 +150,20 @@ def test_rollback_restores_the_previous_champion(bench: Bench, mia: Principal) -
         promotion.rollback("eta", mia, ["lead"])
     listed = {m["name"]: m for m in promotion.list_models()}
     assert listed["eta"]["champion"] == first.version
+
+
+def test_the_champions_card_is_linked_in_the_catalog(bench: Bench, mia: Principal) -> None:
+    from shopops.bootstrap import build_catalog, build_promotion
+    from shopops.core.settings import Settings
+
+    settings = Settings(home=bench.home)
+    catalog = build_catalog(settings)
+    try:
+        report = bench.training.train("eta", seed=1)
+        build_promotion(settings, bench.governance, catalog).promote("eta", report.version, mia, ["lead"])
+        dataset = catalog.dataset("models.eta")
+        assert dataset.kind.value == "model"
+        assert dataset.links["model_card"] == f"runs:/{report.run_id}/card/model_card.md"
+        assert dataset.links["champion"] == f"models:/eta/{report.version}"
+    finally:
+        catalog.close()

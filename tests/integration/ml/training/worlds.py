@@ -113,7 +113,8 @@ def features_world(root: Path) -> FeaturesWorld:
                     regions=["vn", "sg"], days=6, orders_per_day=80, seed=5, envelope="plain"
                 )
                 run_simulation(config, log, home / "truth", parallel=False)
-                LakeIngestor(log, open_catalog(None, None, home)).run_once()
+                # Bronze only: the feature store derives from the change history.
+                LakeIngestor(log, open_catalog(None, None, home), silver=False).run_once()
             finally:
                 log.close()
             features = build_features(Settings(home=home))
