@@ -328,7 +328,9 @@ def build_llm(settings: Settings, rag: Any = None, governance: GovernanceService
     from shopops.governance.backends import open_secret_provider
     from shopops.llm.service import open_gateway
 
-    secrets = governance.secrets if governance is not None else open_secret_provider(settings.governance.secrets)
+    secrets = (
+        governance.secrets if governance is not None else open_secret_provider(settings.governance.secrets)
+    )
     return open_gateway(settings.llm, rag=rag, governance=governance, secrets=secrets)
 
 
@@ -435,7 +437,11 @@ def build_promotion(
             )
 
     return PromotionService(
-        build_tracking(settings), governance, home=settings.home, settings=settings.ml.promotion, catalog_link=link
+        build_tracking(settings),
+        governance,
+        home=settings.home,
+        settings=settings.ml.promotion,
+        catalog_link=link,
     )
 
 

@@ -1,11 +1,11 @@
 """Current-state input tables built from the CDC streams of the event log.
 
 Reconciliation reads orders, payments, ledger entries and FX rates either from the lakehouse
-(the ``lake`` source) or, by default, as Parquet files built here straight from the event log: every change event of the four topics of a
-region is applied in log order (inserts and updates replace the row, deletes remove it), and a
-change event delivered twice (same key and same source LSN) is applied once and listed in
-``duplicates``. Each file is written to a temporary name and renamed, so a reader never sees half
-a table.
+(the ``lake`` source) or, by default, as Parquet files built here straight from the event log:
+every change event of the four topics of a region is applied in log order (inserts and updates
+replace the row, deletes remove it), and a change event delivered twice (same key and same
+source LSN) is applied once and listed in ``duplicates``. Each file is written to a temporary name
+and renamed, so a reader never sees half a table.
 """
 
 from __future__ import annotations
