@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -219,33 +220,41 @@ LEFT JOIN (
 """
 
 
-def floor(root: Path) -> tuple[float, dict[str, int]]:
+def _cpu() -> float:
+    """CPU seconds of this process (every thread): less sensitive to a shared machine than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def floor(root: Path) -> tuple[float, float, dict[str, int]]:
     files = {
         t: [str(root / r / f"{t}.parquet") for r in REGIONS] for t in ("orders", "payments", "ledger_entries")
     }
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     with duckdb.connect(config={"memory_limit": "8GB"}) as con:
         row = con.execute(
             FLOOR_SQL,
             {"orders": files["orders"], "payments": files["payments"], "ledger": files["ledger_entries"]},
         ).fetchone()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     assert row is not None
-    return seconds, dict(
-        zip(("matched", "without_payment", "without_order", "without_journal"), row, strict=True)
+    return (
+        seconds,
+        cpu,
+        dict(zip(("matched", "without_payment", "without_order", "without_journal"), row, strict=True)),
     )
 
 
-def shopops_run(root: Path, home: Path, days: int, memory_limit: str = "8GB") -> tuple[float, Any]:
+def shopops_run(root: Path, home: Path, days: int, memory_limit: str = "8GB") -> tuple[float, float, Any]:
     service = ReconciliationService(
         home=home,
         engine=BackendSelection(type="duckdb", memory_limit=memory_limit),
         source=BackendSelection(type="parquet", path=str(root)),
     )
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         report = service.run(START, START + timedelta(days=days - 1), list(REGIONS))
-        return time.perf_counter() - started, report
+        return time.perf_counter() - started, _cpu() - cpu, report
     finally:
         service.close()
 
@@ -275,34 +284,40 @@ def main() -> int:
         for t in ("orders", "payments", "ledger_entries")
     }
     console.print(f"rows: {', '.join(f'{t} {n:,}' for t, n in sizes.items())}; {os.cpu_count()} cores")
+    console.print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-    floors, runs = [], []
+    floors, runs, floor_cpu, run_cpu = [], [], [], []
     report: Any = None
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
-            seconds, counts = floor(data)
+            seconds, cpu, counts = floor(data)
             floors.append(seconds)
-            seconds, report = shopops_run(data, Path(tmp) / f"home-{i}", args.days)
+            floor_cpu.append(cpu)
+            seconds, cpu, report = shopops_run(data, Path(tmp) / f"home-{i}", args.days)
             runs.append(seconds)
+            run_cpu.append(cpu)
     best_floor, best_run = min(floors), min(runs)
     table = Table(title="reconciliation, 3 regions, end to end")
-    for column in ("", "wall s (best)", "all runs", "vs floor"):
+    for column in ("", "wall s (best)", "all runs", "vs floor", "CPU s (all runs)"):
         table.add_column(column, justify="right" if column else "left")
     table.add_row(
         "hand-written DuckDB key match (floor)",
         f"{best_floor:.2f}",
         " ".join(f"{s:.2f}" for s in floors),
         "1.00x",
+        " ".join(f"{s:.1f}" for s in floor_cpu),
     )
     table.add_row(
         "shopops reconcile (Ibis on DuckDB, classify, explain, store)",
         f"{best_run:.2f}",
         " ".join(f"{s:.2f}" for s in runs),
         f"{best_run / best_floor:.2f}x",
+        " ".join(f"{s:.1f}" for s in run_cpu),
     )
     console.print(table)
     console.print(f"floor counts: {counts}")
+    console.print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     console.print(
         f"exceptions: {report.exceptions:,} in {report.partitions} partitions; by class: {report.by_class}"
     )
@@ -318,6 +333,9 @@ def main() -> int:
                     "ledger_entries": sizes["ledger_entries"],
                     "floor_s": floors,
                     "run_s": runs,
+                    "floor_cpu_s": floor_cpu,
+                    "run_cpu_s": run_cpu,
+                    "load_average": os.getloadavg(),
                     "ratio": best_run / best_floor,
                     "exceptions": report.exceptions,
                     "by_class": report.by_class,

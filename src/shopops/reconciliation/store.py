@@ -116,11 +116,10 @@ class ResultStore:
             self._write(summary.slice(start, length), self._path("summary", region, day))
             return gone
 
-        with self._locked():
-            # Parquet encoding and compression release the GIL: partitions are written in
-            # parallel, each still whole or not at all (temporary name, then rename).
-            with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-                gone = list(pool.map(lambda key: replace(*key), [(r, d) for r in regions for d in days]))
+        # Parquet encoding and compression release the GIL: partitions are written in parallel,
+        # each still whole or not at all (temporary name, then rename), all under the lock.
+        with self._locked(), ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+            gone = list(pool.map(lambda key: replace(*key), [(r, d) for r in regions for d in days]))
         return len(gone), sum(gone)
 
     @staticmethod
