@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import cast
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +49,7 @@ _ENVELOPE = [
     ("source", pa.struct([("lsn", pa.int64()), ("ts_ms", pa.int64())])),
 ]
 _ROW_OPS = pa.array(["c", "u", "r"])
+_PARTITION, _OFFSET, _KEY, _VALUE, _TIMESTAMP = (itemgetter(i) for i in (1, 2, 3, 4, 5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +95,45 @@ class RecordColumns:
 
 
 def record_columns(records: Sequence[Record]) -> RecordColumns:
-    """``records`` as :class:`RecordColumns` (one pass over the records)."""
-    if not records:
+    """``records`` as :class:`RecordColumns`.
+
+    Each field is pulled out by a C-level loop (``map`` with an item getter into NumPy), not by
+    Python code per record; this runs on the reading thread, where it competes for the GIL.
+    """
+    n = len(records)
+    if not n:
         empty = pa.array([], pa.binary())
         return RecordColumns(
             pa.array([], pa.int32()), pa.array([], pa.int64()), pa.array([], pa.int64()), empty, empty
         )
-    _topics, partitions, offsets, keys, values, stamps, _headers = zip(*records, strict=True)
     return RecordColumns(
-        partitions=pa.array(partitions, pa.int32()),
-        offsets=pa.array(offsets, pa.int64()),
-        timestamps=pa.array(stamps, pa.int64()),
-        keys=pa.array(keys, pa.binary()),
-        values=pa.array(values, pa.binary()),
+        partitions=pa.array(np.fromiter(map(_PARTITION, records), np.int32, count=n)),
+        offsets=pa.array(np.fromiter(map(_OFFSET, records), np.int64, count=n)),
+        timestamps=pa.array(np.fromiter(map(_TIMESTAMP, records), np.int64, count=n)),
+        keys=pa.array(list(map(_KEY, records)), pa.binary()),
+        values=_binary(list(map(_VALUE, records))),
     )
+
+
+def _binary(values: list[bytes | None]) -> pa.Array:
+    """``values`` as a binary array. Without nulls, the data buffer is one ``bytes.join`` (one
+    allocation of the exact size) and the offsets a cumulative sum of the lengths: Arrow's builder
+    grows its buffer by doubling, copying tens of megabytes per batch and touching fresh memory
+    each time, which cost several times more CPU in the ingestion pipeline than in isolation."""
+    if None in values:
+        return pa.array(values, pa.binary())
+    present = cast("list[bytes]", values)
+    data = b"".join(present)
+    if len(data) >= 2**31:
+        return pa.array(present, pa.binary())  # past 32-bit offsets: Arrow chunks it
+    ends = np.zeros(len(present) + 1, np.int32)
+    np.cumsum(np.fromiter(map(len, present), np.int32, count=len(present)), out=ends[1:])
+    return pa.Array.from_buffers(pa.binary(), len(present), [None, pa.py_buffer(ends), pa.py_buffer(data)])
+
+
+def row_numbers(n: int) -> pa.Array:
+    """``0 .. n-1`` as an int64 array (from NumPy, without a Python int per row)."""
+    return pa.array(np.arange(n, dtype=np.int64))
 
 
 def _all(mask: pa.Array) -> bool:
@@ -280,7 +309,7 @@ def latest_per_key(batch: ColumnBatch, keep: pa.Array | None = None) -> pa.Array
             "_key": batch.keys,
             "_lsn": batch.lsns,
             "_offset": batch.offsets,
-            "__row": pa.array(range(len(batch)), pa.int64()),
+            "__row": row_numbers(len(batch)),
         }
     )
     if keep is not None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,7 @@ from shopops.lake.columnar import (
     RecordColumns,
     decode_columns,
     latest_per_key,
+    row_numbers,
     to_target,
 )
 from shopops.lake.evolution import FIRST_METADATA, METADATA, Evolution, resolve_all
@@ -352,7 +353,7 @@ class SilverTable:
         checked: pa.Table | None = None
         try:
             if self.checker is not None:
-                everything = pa.array(range(len(batch)), pa.int64())
+                everything = row_numbers(len(batch))
                 checked = self._typed_columns(batch, everything)
                 verdict = self.checker.check_batch(self.parts.dataset, checked)
                 rejected = verdict.rejected
@@ -701,19 +702,6 @@ def _common_type(types: list[pa.DataType]) -> pa.DataType:
     return pa.large_string()
 
 
-def reference_lookup(catalog: Catalog) -> Callable[[str], pa.Table | None]:
-    """Silver as the reference data of checks (foreign keys): dataset -> its rows in every
-    region, ``None`` while it has no silver table."""
-
-    def lookup(dataset: str) -> pa.Table | None:
-        try:
-            return read_silver(catalog, dataset)
-        except NotFoundError:
-            return None
-
-    return lookup
-
-
 def list_datasets(catalog: Catalog, namespace: str = NAMESPACE) -> dict[str, list[str]]:
     """Dataset -> regions of the tables in ``namespace``."""
     if namespace not in {n[0] for n in catalog.list_namespaces()}:
@@ -733,7 +721,6 @@ __all__ = [
     "dataset_tables",
     "list_datasets",
     "read_silver",
-    "reference_lookup",
     "table_name",
     "topic_parts",
 ]
