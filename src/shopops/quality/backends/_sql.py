@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -199,3 +200,52 @@ def first_per_dataset(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(r["dataset"])
             out.append(r)
     return out
+
+
+class SqlReads(ABC):
+    """The reading half of a results store, written once for both SQL dialects."""
+
+    #: The driver's parameter placeholder (``?`` for sqlite3, ``%s`` for psycopg).
+    placeholder = "?"
+
+    @abstractmethod
+    def _all(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Every row ``sql`` returns."""
+
+    def runs(
+        self,
+        dataset: str | None = None,
+        *,
+        mode: str | None = None,
+        failed_only: bool = False,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        where, params = run_filters(dataset, mode, failed_only, self.placeholder)
+        return [run_row(r) for r in self._all(select_runs(where, self.placeholder), [*params, limit])]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._all(select_run(self.placeholder), (run_id,))
+        if not rows:
+            return None
+        out = run_row(rows[0])
+        results = self._all(select_results(self.placeholder), (run_id,))
+        out["checks"] = [result_row(r) for r in results]
+        return out
+
+    def failures(self, run_id: str, check: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        ph = self.placeholder  # the driver's placeholder, never user input
+        where = f"run_id = {ph}" + (f" AND check_name = {ph}" if check is not None else "")
+        sql = (
+            "SELECT check_name, row_key, reason FROM quality_failures "
+            f"WHERE {where} ORDER BY check_name, position LIMIT {ph}"  # noqa: S608 - placeholders only
+        )
+        params: list[Any] = [run_id]
+        if check is not None:
+            params.append(check)
+        return [failure_row(r) for r in self._all(sql, [*params, limit])]
+
+    def latest(self, mode: str | None = "table") -> list[dict[str, Any]]:
+        params = [mode, mode] if mode is not None else []
+        return first_per_dataset(
+            [run_row(r) for r in self._all(select_latest(self.placeholder, mode is not None), params)]
+        )

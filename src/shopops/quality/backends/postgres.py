@@ -10,20 +10,12 @@ import psycopg
 from shopops.core.errors import BackendUnavailableError
 from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
 from shopops.quality.backends._sql import (
+    SqlReads,
     ddl,
     failure_params,
-    failure_row,
-    first_per_dataset,
     inserts,
     result_params,
-    result_row,
-    run_filters,
     run_params,
-    run_row,
-    select_latest,
-    select_results,
-    select_run,
-    select_runs,
 )
 from shopops.quality.model import RunRecord
 from shopops.quality.port import ResultsStore
@@ -48,10 +40,11 @@ class _Errors:
             ) from exc
 
 
-class PostgresResultsStore(ResultsStore):
+class PostgresResultsStore(SqlReads, ResultsStore):
     """Runs, results and failing rows in PostgreSQL; one transaction per run."""
 
     Config = PostgresResultsConfig
+    placeholder = "%s"
 
     def __init__(self, config: PostgresResultsConfig, home: Path | None = None) -> None:
         try:
@@ -100,44 +93,6 @@ class PostgresResultsStore(ResultsStore):
         with _Errors(), self._pool.connection() as conn:
             rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
             return rows
-
-    def runs(
-        self,
-        dataset: str | None = None,
-        *,
-        mode: str | None = None,
-        failed_only: bool = False,
-        limit: int = 50,
-    ) -> list[dict[str, Any]]:
-        where, params = run_filters(dataset, mode, failed_only, "%s")
-        return [run_row(r) for r in self._all(select_runs(where, "%s"), [*params, limit])]
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self._all(select_run("%s"), (run_id,))
-        if not rows:
-            return None
-        out = run_row(rows[0])
-        results = self._all(
-            select_results("%s"),
-            (run_id,),
-        )
-        out["checks"] = [result_row(r) for r in results]
-        return out
-
-    def failures(self, run_id: str, check: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = "SELECT check_name, row_key, reason FROM quality_failures WHERE run_id = %s"
-        params: list[Any] = [run_id]
-        if check is not None:
-            sql += " AND check_name = %s"
-            params.append(check)
-        sql += " ORDER BY check_name, position LIMIT %s"
-        return [failure_row(r) for r in self._all(sql, [*params, limit])]
-
-    def latest(self, mode: str | None = "table") -> list[dict[str, Any]]:
-        params = [mode, mode] if mode is not None else []
-        return first_per_dataset(
-            [run_row(r) for r in self._all(select_latest("%s", mode is not None), params)]
-        )
 
     def ping(self) -> None:
         self._all("SELECT 1")

@@ -11,20 +11,12 @@ from shopops.core.errors import BackendUnavailableError
 from shopops.core.registry import BackendConfig
 from shopops.core.sqlite import connect_wal
 from shopops.quality.backends._sql import (
+    SqlReads,
     ddl,
     failure_params,
-    failure_row,
-    first_per_dataset,
     inserts,
     result_params,
-    result_row,
-    run_filters,
     run_params,
-    run_row,
-    select_latest,
-    select_results,
-    select_run,
-    select_runs,
 )
 from shopops.quality.model import RunRecord
 from shopops.quality.port import ResultsStore
@@ -39,7 +31,7 @@ class SqliteResultsConfig(BackendConfig):
     busy_timeout_ms: int = 10_000
 
 
-class SqliteResultsStore(ResultsStore):
+class SqliteResultsStore(SqlReads, ResultsStore):
     """Runs, results and failing rows in SQLite; one write transaction per run."""
 
     Config = SqliteResultsConfig
@@ -91,44 +83,6 @@ class SqliteResultsStore(ResultsStore):
         with self._lock:
             rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
             return rows
-
-    def runs(
-        self,
-        dataset: str | None = None,
-        *,
-        mode: str | None = None,
-        failed_only: bool = False,
-        limit: int = 50,
-    ) -> list[dict[str, Any]]:
-        where, params = run_filters(dataset, mode, failed_only, "?")
-        return [run_row(r) for r in self._all(select_runs(where, "?"), [*params, limit])]
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self._all(select_run("?"), (run_id,))
-        if not rows:
-            return None
-        out = run_row(rows[0])
-        results = self._all(
-            select_results("?"),
-            (run_id,),
-        )
-        out["checks"] = [result_row(r) for r in results]
-        return out
-
-    def failures(self, run_id: str, check: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = "SELECT check_name, row_key, reason FROM quality_failures WHERE run_id = ?"
-        params: list[Any] = [run_id]
-        if check is not None:
-            sql += " AND check_name = ?"
-            params.append(check)
-        sql += " ORDER BY check_name, position LIMIT ?"
-        return [failure_row(r) for r in self._all(sql, [*params, limit])]
-
-    def latest(self, mode: str | None = "table") -> list[dict[str, Any]]:
-        params = [mode, mode] if mode is not None else []
-        return first_per_dataset(
-            [run_row(r) for r in self._all(select_latest("?", mode is not None), params)]
-        )
 
     def ping(self) -> None:
         self._all("SELECT 1")
