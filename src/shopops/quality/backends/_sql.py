@@ -236,8 +236,8 @@ class SqlReads(ABC):
         ph = self.placeholder  # the driver's placeholder, never user input
         where = f"run_id = {ph}" + (f" AND check_name = {ph}" if check is not None else "")
         sql = (
-            "SELECT check_name, row_key, reason FROM quality_failures "
-            f"WHERE {where} ORDER BY check_name, position LIMIT {ph}"  # noqa: S608 - placeholders only
+            "SELECT check_name, row_key, reason FROM quality_failures "  # noqa: S608 - placeholders only
+            f"WHERE {where} ORDER BY check_name, position LIMIT {ph}"
         )
         params: list[Any] = [run_id]
         if check is not None:
