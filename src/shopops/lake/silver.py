@@ -444,7 +444,9 @@ class SilverTable:
             for name, kind in evolution.widen:
                 update.update_column(name, kind)
         SCHEMA_CHANGES.labels(self.name).inc()
-        log.info("silver schema evolved", table=self.name, changes=evolution.describe())
+        # A table's first columns (its keys among them) are its creation, not a change worth a line.
+        report = log.debug if evolution.keys else log.info
+        report("silver schema evolved", table=self.name, changes=evolution.describe())
 
     # -- merge --
 
