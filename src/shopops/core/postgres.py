@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -13,6 +15,7 @@ from shopops.core.errors import ShopopsError
 from shopops.core.registry import BackendConfig
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 
 
 class PostgresStoreConfig(BackendConfig):
@@ -81,3 +84,58 @@ def open_pool(
             hint=f"start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) and check {setting}",
         ) from exc
     return pool
+
+
+def create_tables_once(
+    config: PostgresStoreConfig,
+    statements: Sequence[str],
+    *,
+    what: str,
+    setting: str,
+    error: type[ShopopsError],
+) -> None:
+    """Create the store's schema and run ``statements`` in it, unless every table they create exists.
+
+    Processes that start together on an empty database create the tables one at a time: a
+    session advisory lock (one per schema) serialises them, and each statement after it runs in
+    autocommit, so the second process's check sees what the first one committed. (An advisory lock
+    taken inside a transaction would not: that transaction's catalog snapshot predates the other
+    commit, and two concurrent ``CREATE TABLE IF NOT EXISTS`` can fail on ``pg_type``'s unique
+    index.) When every table exists nothing else runs: even ``CREATE INDEX IF NOT EXISTS`` takes a
+    table lock that would queue behind transactions of running processes.
+    """
+    schema = config.schema_name
+    tables = [m.group(1) for s in statements for m in _CREATE_TABLE.finditer(s)]
+    lock_id = zlib.crc32(f"shopops-ddl:{schema}".encode())
+
+    def complete(conn: psycopg.Connection[Any]) -> bool:
+        for table in tables:
+            row = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".{table}',)).fetchone()
+            if row is None or row[0] is None:
+                return False
+        return True
+
+    try:
+        with psycopg.connect(config.dsn, connect_timeout=config.connect_timeout_s, autocommit=True) as conn:
+            if complete(conn):
+                return
+            conn.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
+            try:
+                if not complete(conn):
+                    with conn.transaction():
+                        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                        conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                        for statement in statements:
+                            conn.execute(statement)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
+    except psycopg.OperationalError as exc:
+        raise error(
+            f"cannot connect to PostgreSQL for {what} ({describe_dsn(config.dsn)}): {exc}",
+            hint=f"start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) and check {setting}",
+        ) from exc
+    except psycopg.Error as exc:
+        raise error(
+            f"cannot create the tables of {what} in schema {schema!r} ({describe_dsn(config.dsn)}): {exc}",
+            hint=f"the user of {setting} needs CREATE on the database",
+        ) from exc

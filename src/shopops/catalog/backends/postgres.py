@@ -24,10 +24,7 @@ from pydantic import Field
 
 from shopops.catalog.backends._sql import Cursor, SqlCatalogStore, iter_statements
 from shopops.core.errors import BackendUnavailableError
-from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
-
-# An arbitrary constant: the advisory lock that serialises table creation between processes.
-_DDL_LOCK_ID = 0x0CA7_A106
+from shopops.core.postgres import PostgresStoreConfig, create_tables_once, describe_dsn, open_pool
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -128,6 +125,13 @@ class PostgresCatalogStore(SqlCatalogStore):
         self.config = config
         self.schema = config.schema_name
         self._closed = False
+        create_tables_once(
+            config,
+            list(iter_statements(_SCHEMA)),
+            what="the catalog store",
+            setting="catalog.store.dsn",
+            error=BackendUnavailableError,
+        )
         self._pool = open_pool(
             config,
             name="shopops-catalog",
@@ -135,41 +139,6 @@ class PostgresCatalogStore(SqlCatalogStore):
             setting="catalog.store.dsn",
             error=BackendUnavailableError,
         )
-        try:
-            self._create_tables()
-        except BaseException:
-            self._pool.close()
-            raise
-
-    def _create_tables(self) -> None:
-        table = f'"{self.schema}".events'
-        try:
-            with self._pool.connection() as conn:
-                if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None:
-                    # DDL only when missing: CREATE INDEX IF NOT EXISTS still takes a table lock.
-                    return
-                conn.commit()
-                # A session lock, held across transactions: the check below then runs in a new
-                # transaction, which sees tables another process committed while this one waited
-                # (an advisory lock taken inside a transaction does not refresh its catalog cache).
-                conn.execute("SELECT pg_advisory_lock(%s)", (_DDL_LOCK_ID,))
-                conn.commit()
-                try:
-                    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
-                        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                        conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-                        for statement in iter_statements(_SCHEMA):
-                            conn.execute(statement)
-                    conn.commit()
-                finally:
-                    conn.rollback()
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (_DDL_LOCK_ID,))
-                    conn.commit()
-        except psycopg.Error as exc:
-            raise BackendUnavailableError(
-                f"cannot create the catalog tables ({describe_dsn(self.config.dsn)}): {exc}",
-                hint="the user of catalog.store.dsn needs CREATE on the database",
-            ) from exc
 
     @contextlib.contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Cursor]:

@@ -24,13 +24,10 @@ import psycopg.errors
 from psycopg_pool import PoolTimeout
 from pydantic import Field
 
-from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
+from shopops.core.postgres import PostgresStoreConfig, create_tables_once, describe_dsn, open_pool
 from shopops.schemas.backends._sql import Cursor, SqlSchemaStore, iter_statements, refs_json
 from shopops.schemas.errors import StoreError
 from shopops.schemas.model import NewSchema
-
-# An arbitrary constant: the advisory lock that serialises table creation between processes.
-_DDL_LOCK_ID = 0x5C4E_3A11
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schemas (
@@ -81,6 +78,13 @@ class PostgresSchemaStore(SqlSchemaStore):
         self.config = config
         self.schema = config.schema_name
         self._closed = False
+        create_tables_once(
+            config,
+            list(iter_statements(_SCHEMA)),
+            what="the schema store",
+            setting="schemas.store.dsn",
+            error=StoreError,
+        )
         self._pool = open_pool(
             config,
             name="shopops-schemas",
@@ -88,24 +92,6 @@ class PostgresSchemaStore(SqlSchemaStore):
             setting="schemas.store.dsn",
             error=StoreError,
         )
-        try:
-            self._create_tables()
-        except BaseException:
-            self._pool.close()
-            raise
-
-    def _create_tables(self) -> None:
-        with self._transaction(write=True) as cur:
-            cur.execute("SELECT to_regclass(%s)", (f'"{self.schema}".settings',))
-            if cur.fetchone()[0] is not None:
-                # DDL only when missing: even CREATE INDEX IF NOT EXISTS takes a table lock that
-                # would queue behind registrations running in other processes.
-                return
-        with self._transaction(write=True) as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
-            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            for statement in iter_statements(_SCHEMA):
-                cur.execute(statement)
 
     @contextlib.contextmanager
     def _transaction(self, write: bool) -> Iterator[Cursor]:
