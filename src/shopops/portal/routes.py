@@ -9,34 +9,16 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from shopops import __version__
 from shopops.bootstrap import Platform
 from shopops.events.model import is_cdc_topic
 from shopops.events.monitor import CdcMonitor
 from shopops.inventory.bursts import OUTCOMES_FILE
+from shopops.portal import data, models
+from shopops.portal.layout import page
 
 router = APIRouter(include_in_schema=False)
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;background:#f6f8fa}
-h1{margin:0 0 .2rem}h2{margin-top:2rem}.muted{color:#57606a}
-table{border-collapse:collapse;background:#fff;min-width:40rem}
-th,td{padding:.35rem .8rem;border-bottom:1px solid #d0d7de;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
-.bar{background:#54aeff;height:.7rem;border-radius:2px}
-.cards{display:flex;gap:1rem;flex-wrap:wrap}
-.card{background:#fff;padding:1rem 1.4rem;border:1px solid #d0d7de;
-border-radius:6px}.card b{display:block;font-size:1.6rem}.bad{color:#cf222e}.ok{color:#1a7f37}
-"""
-
-
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)} · shopops</title>"
-        f'<meta http-equiv="refresh" content="5"><style>{_STYLE}</style></head><body>'
-        f"<h1>shopops</h1><p class=muted>v{__version__} · <a href=/docs>API docs</a> · "
-        f"<a href=/metrics>metrics</a> · <a href=/readyz>readiness</a></p>{body}</body></html>"
-    )
+router.include_router(data.router)
+router.include_router(models.router)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -72,7 +54,7 @@ def home(request: Request) -> HTMLResponse:
         "<h2>Event log</h2>"
         f"<table><tr><th>topic</th><th>partitions</th><th>records</th><th></th></tr>{rows}</table>"
     )
-    return _page("overview", body)
+    return page("overview", body)
 
 
 def _reconciliation_section(platform: Platform) -> str:
