@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from shopops.core.errors import BackendUnavailableError
-from shopops.core.postgres import PostgresStoreConfig, open_pool
+from shopops.core.postgres import PostgresStoreConfig, create_tables_once, open_pool
 from shopops.governance.backends._rows import (
     AUDIT_COLUMNS,
     KEY_COLUMNS,
@@ -29,14 +29,7 @@ class GovernancePostgresConfig(PostgresStoreConfig):
 
 class _PostgresStore:
     def __init__(self, config: GovernancePostgresConfig, what: str, setting: str, ddl: Sequence[str]) -> None:
-        with (
-            _Errors(what),
-            psycopg.connect(config.dsn, connect_timeout=config.connect_timeout_s, autocommit=True) as conn,
-        ):
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema_name}"')
-            conn.execute(f'SET search_path TO "{config.schema_name}"')
-            for statement in ddl:
-                conn.execute(statement)
+        create_tables_once(config, ddl, what=f"the {what}", setting=setting, error=BackendUnavailableError)
         self._pool = open_pool(config, name=what, what=what, setting=setting, error=BackendUnavailableError)
         self._what = what
 

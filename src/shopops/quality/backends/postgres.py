@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from shopops.core.errors import BackendUnavailableError
-from shopops.core.postgres import PostgresStoreConfig, describe_dsn, open_pool
+from shopops.core.postgres import PostgresStoreConfig, create_tables_once, open_pool
 from shopops.quality.backends._sql import (
     SqlReads,
     ddl,
@@ -47,19 +47,13 @@ class PostgresResultsStore(SqlReads, ResultsStore):
     placeholder = "%s"
 
     def __init__(self, config: PostgresResultsConfig, home: Path | None = None) -> None:
-        try:
-            with psycopg.connect(
-                config.dsn, connect_timeout=config.connect_timeout_s, autocommit=True
-            ) as conn:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema_name}"')
-                conn.execute(f'SET search_path TO "{config.schema_name}"')
-                for statement in ddl("BIGINT", "DOUBLE PRECISION"):
-                    conn.execute(statement)
-        except psycopg.OperationalError as exc:
-            raise BackendUnavailableError(
-                f"cannot connect to PostgreSQL for the quality results ({describe_dsn(config.dsn)}): {exc}",
-                hint="start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) and check quality.store.dsn",
-            ) from exc
+        create_tables_once(
+            config,
+            ddl("BIGINT", "DOUBLE PRECISION"),
+            what="the quality results",
+            setting="quality.store.dsn",
+            error=BackendUnavailableError,
+        )
         self._pool = open_pool(
             config,
             name="quality-results",
