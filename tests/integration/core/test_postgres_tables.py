@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import threading
 from typing import Any
 
 import psycopg
@@ -25,30 +25,29 @@ STORES: dict[str, Any] = {
 }
 
 
-def _open(kind: str, dsn: str, schema: str, barrier: Any, results: Any) -> None:
-    store_class = STORES[kind]
-    barrier.wait(timeout=60)
-    try:
-        store = store_class(store_class.Config(dsn=dsn, schema_name=schema))
-        store.close()
-        results.put("ok")
-    except Exception as exc:  # reported to the test, which fails with it
-        results.put(f"{type(exc).__name__}: {exc}")
-
-
 @pytest.mark.parametrize("kind", sorted(STORES))
-def test_processes_starting_together_all_open_the_store(kind: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
+def test_clients_starting_together_all_open_the_store(kind: str) -> None:
+    # One connection per thread: to PostgreSQL these are separate sessions racing, as separate
+    # processes would be (without the lock, CREATE SCHEMA/TABLE IF NOT EXISTS fail on pg_namespace).
+    store_class = STORES[kind]
     n = 6
-    barrier = ctx.Barrier(n)
-    results = ctx.Queue()
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+
+    def open_store(dsn: str) -> None:
+        barrier.wait(timeout=60)
+        try:
+            store_class(store_class.Config(dsn=dsn, schema_name="race")).close()
+            outcomes.append("ok")
+        except Exception as exc:  # reported to the test, which fails with it
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
     with scratch_database(f"ddl_{kind}") as dsn:
-        procs = [ctx.Process(target=_open, args=(kind, dsn, "race", barrier, results)) for _ in range(n)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=120)
-        outcomes = [results.get(timeout=5) for _ in range(n)]
+        threads = [threading.Thread(target=open_store, args=(dsn,)) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
         assert outcomes == ["ok"] * n
         with psycopg.connect(dsn) as conn:
             count = conn.execute(
