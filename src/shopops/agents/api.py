@@ -16,11 +16,11 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shopops.agents.service import AgentsService
+from shopops.api.state import app_service
 from shopops.core.errors import InvalidInputError, NotFoundError
 from shopops.governance.api import current_principal, governed
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
-_build_lock = threading.Lock()
 
 
 class AskBody(BaseModel):
@@ -39,23 +39,20 @@ class AskBody(BaseModel):
 
 def agents_of(request: Request) -> AgentsService:
     """The app's agents (built on first use over the app's platform)."""
-    state = request.app.state
-    service: AgentsService | None = getattr(state, "agents", None)
-    if service is None:
-        with _build_lock:
-            service = getattr(state, "agents", None)
-            if service is None:
-                from shopops.bootstrap import build_agents
+    return app_service(request, "agents", _build_agents)
 
-                service = build_agents(state.platform)
-                # Traces are flushed and the triage ledger closed however the server stops.
-                atexit.register(service.close)
-                book = service.toolbox.orders
-                refresh = getattr(book, "refresh", None)
-                if callable(refresh):
-                    # Read the order topics once now, not during the first customer's question.
-                    threading.Thread(target=refresh, kwargs={"force": True}, daemon=True).start()
-                state.agents = service
+
+def _build_agents(state: Any) -> AgentsService:
+    from shopops.bootstrap import build_agents
+
+    service = build_agents(state.platform)
+    # Traces are flushed and the triage ledger closed however the server stops.
+    atexit.register(service.close)
+    book = service.toolbox.orders
+    refresh = getattr(book, "refresh", None)
+    if callable(refresh):
+        # Read the order topics once now, not during the first customer's question.
+        threading.Thread(target=refresh, kwargs={"force": True}, daemon=True).start()
     return service
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -10,6 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from shopops.api.state import app_service
 from shopops.core.errors import ShopopsError
 from shopops.portal.layout import error_page, page, when
 
@@ -17,24 +17,18 @@ if TYPE_CHECKING:
     from shopops.ml.promotion.service import PromotionService
 
 router = APIRouter(include_in_schema=False)
-_LOCK = threading.Lock()
 #: Metrics shown first when a version has them (the rest follow by name).
 _FIRST = ("pr_auc", "pr_auc_ratio", "mae", "mae_ratio", "p90_coverage")
 
 
 def _promotion(request: Request) -> PromotionService:
-    state = request.app.state
-    service: PromotionService | None = getattr(state, "promotion", None)
-    if service is None:
-        with _LOCK:
-            service = getattr(state, "promotion", None)
-            if service is None:
-                from shopops.bootstrap import build_promotion
+    return app_service(request, "promotion", _build_promotion)
 
-                platform = state.platform
-                service = build_promotion(platform.settings, platform.governance)
-                state.promotion = service
-    return service
+
+def _build_promotion(state: Any) -> PromotionService:
+    from shopops.bootstrap import build_promotion
+
+    return build_promotion(state.platform.settings, state.platform.governance)
 
 
 def _metric(value: Any) -> str:
