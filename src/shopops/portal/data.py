@@ -140,7 +140,9 @@ def lineage_page(request: Request, name: str, depth: int = 3) -> HTMLResponse:
             ds = None  # known from lineage only
     except ShopopsError as exc:
         return error_page("Lineage", exc.message, exc.hint, exc.http_status)
-    facts = _facts(ds) if ds is not None else "<p class=muted>Known from lineage only (not registered).</p>"
+    facts, dataset_columns = (
+        _facts(ds) if ds is not None else ("<p class=muted>Known from lineage only (not registered).</p>", "")
+    )
     trees = "".join(
         f"<h2>{label}</h2>"
         + (_tree(node) if node is not None and node.children else f"<p class=muted>{empty}</p>")
@@ -162,10 +164,15 @@ def lineage_page(request: Request, name: str, depth: int = 3) -> HTMLResponse:
         )
     deeper = min(MAX_DEPTH, depth + 2)
     more = f"<p class=muted>{depth} levels each way; <a href='?depth={deeper}'>deeper</a>.</p>"
-    return page(f"lineage of {name}", f"<h2>{escape(name)}</h2>{facts}{trees}{more}{columns}", refresh=False)
+    return page(
+        f"lineage of {name}",
+        f"<h2>{escape(name)}</h2>{facts}{trees}{more}{dataset_columns}{columns}",
+        refresh=False,
+    )
 
 
-def _facts(ds: Dataset) -> str:
+def _facts(ds: Dataset) -> tuple[str, str]:
+    """The dataset's catalog entry, and its columns with their sensitivity."""
     rows = "".join(
         f"<tr><th>{label}</th><td>{escape(str(value))}</td></tr>"
         for label, value in (
@@ -192,7 +199,7 @@ def _facts(ds: Dataset) -> str:
             )
             + "</table>"
         )
-    return f"<table>{rows}</table>{cols}"
+    return f"<table>{rows}</table>", cols
 
 
 def _tree(node: LineageNode) -> str:

@@ -11,7 +11,7 @@ from shopops import __version__
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;background:#f6f8fa}
 h1{margin:0 0 .2rem}h2{margin-top:2rem}.muted{color:#57606a}
-nav a{margin-right:1rem;font-weight:600}
+nav{margin-bottom:1.2rem}nav a{margin-right:1rem;font-weight:600}
 table{border-collapse:collapse;background:#fff;min-width:40rem}
 th,td{padding:.35rem .8rem;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
