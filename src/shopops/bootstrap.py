@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shopops.catalog.service import CatalogService
     from shopops.governance.service import GovernanceService
     from shopops.lake.ingest import LakeIngestor
+    from shopops.lake.registry import RegistrySchemaDecisions
     from shopops.llm.service import LlmGateway
     from shopops.ml.features.push import FeaturePusher
     from shopops.ml.features.service import FeatureService
@@ -492,13 +493,22 @@ def build_quality(settings: Settings, registry: Callable[[], RegistryClient] | N
 
 
 def build_lake_ingestor(
-    settings: Settings, event_log: EventLog, *, checks: bool = False, **overrides: Any
+    settings: Settings,
+    event_log: EventLog,
+    *,
+    checks: bool = False,
+    registry: RegistryClient | None = None,
+    **overrides: Any,
 ) -> LakeIngestor:
     """The lake worker: bronze and (``lake.silver``) silver tables from the CDC topics on the
     catalog and warehouse of ``lake.*``. With ``checks``, silver batches are checked against the
     data contracts and failing rows go to quarantine. Foreign keys are not checked per batch: the
     streams of two tables are not in step (a stock movement may arrive before its warehouse), so
     a batch check would quarantine good rows; the scheduled whole-table run checks them.
+
+    With the drift watch on (``schemas.drift.enabled``), silver follows the schema registry: a new
+    schema the registry refuses is quarantined instead of applied. ``registry`` is the client the
+    drift watch uses (``Platform.schema_client``; default: the one of ``schemas.registry``).
     ``overrides`` replace ``LakeIngestor`` options (``topics``, ``batch_records``, ``silver``…)."""
     from shopops.lake.catalog import open_lake_catalog
     from shopops.lake.ingest import LakeIngestor
@@ -513,4 +523,27 @@ def build_lake_ingestor(
         "silver": cfg.silver,
         **overrides,
     }
-    return LakeIngestor(event_log, catalog, checker=checker, **options)
+    schemas = build_schema_decisions(settings, registry)
+    return LakeIngestor(event_log, catalog, checker=checker, schemas=schemas, **options)
+
+
+def build_schema_decisions(
+    settings: Settings, registry: RegistryClient | None = None
+) -> RegistrySchemaDecisions | None:
+    """The registry's verdicts on new schemas for silver (``None`` with ``schemas.drift.enabled``
+    off: silver then follows Iceberg's rules alone). ``registry``: the client the drift watch
+    uses (default: the one of ``schemas.registry``)."""
+    if not settings.schemas.drift.enabled:
+        return None
+    from shopops.schemas.drift import SchemaGate
+
+    if registry is None:
+        from shopops.schemas.backends import open_registry_client
+        from shopops.schemas.server import open_registry
+
+        registry = open_registry_client(
+            settings.schemas.registry, settings.home, lambda: open_registry(settings)
+        )
+    from shopops.lake.registry import RegistrySchemaDecisions
+
+    return RegistrySchemaDecisions(SchemaGate(registry, settings.schemas.drift))

@@ -157,7 +157,10 @@ def run_platform(
             from shopops.bootstrap import build_lake_ingestor
 
             layers = ("bronze", "silver", "quarantine") if settings.lake.silver else ("bronze",)
-            ingestor = build_lake_ingestor(settings, platform.event_log, checks=settings.lake.checks)
+            # Silver follows the registry's verdicts on new schemas (the drift watch's client).
+            ingestor = build_lake_ingestor(
+                settings, platform.event_log, checks=settings.lake.checks, registry=platform.schema_client
+            )
             lake_catalog = ingestor.catalog
 
             def lake_lineage(topics: list[str], records: int) -> None:

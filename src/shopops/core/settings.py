@@ -71,7 +71,8 @@ class SimulatorSettings(_Section):
 class SchemaDriftSettings(_Section):
     """The drift watch: every CDC stream's schemas checked against the registry."""
 
-    #: Run the drift watch beside the CDC monitor in ``shopops up``.
+    #: Run the drift watch beside the CDC monitor in ``shopops up``; silver tables then follow the
+    #: registry's verdicts on schema changes (``shopops up`` and ``shopops lake ingest``).
     enabled: bool = True
     #: Format the watch registers CDC schemas in: ``json`` (JSON Schema) or ``avro``.
     format: Literal["json", "avro"] = "json"

@@ -19,6 +19,7 @@ long, number → double, boolean, string; objects and arrays → their JSON text
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -153,8 +154,8 @@ class ChangeBatch:
     ts_ms: list[int] = field(default_factory=list)
     #: After-image of ``c``/``u``/``r`` events, ``None`` for deletes and tombstones.
     rows: list[dict[str, Any] | None] = field(default_factory=list)
-    #: Index into :attr:`ChangeDecoder.schemas` of the row's declared schema; -1 for plain JSON
-    #: (inferred) rows and for deletes and tombstones.
+    #: Index into :attr:`ChangeDecoder.schemas` of the event's declared schema (rows and deletes);
+    #: -1 for plain JSON (inferred) events and for tombstones.
     schemas: list[int] = field(default_factory=list)
     #: Records that are not valid change events: (partition, offset, reason).
     skipped: list[tuple[int, int, str]] = field(default_factory=list)
@@ -175,6 +176,8 @@ class ChangeDecoder:
     def __init__(self) -> None:
         #: Declared row schemas seen so far (the ``after`` structs), indexed by ``ChangeBatch.schemas``.
         self.schemas: list[RowSchema] = []
+        #: A fingerprint of each of :attr:`schemas` (of its serialised Connect struct).
+        self.schema_keys: list[str] = []
         #: The declared key schema, once a key with a schema has been seen.
         self.key_schema: RowSchema | None = None
         self._schema_ids: dict[bytes, int] = {}
@@ -244,6 +247,7 @@ class ChangeDecoder:
         if index is None:
             index = self._schema_ids[ident] = len(self.schemas)
             self.schemas.append(connect_row_schema(after))
+            self.schema_keys.append(hashlib.sha256(ident).hexdigest()[:20])
         return index
 
     def _value(self, raw: bytes) -> tuple[Any, int]:
@@ -294,7 +298,7 @@ class ChangeDecoder:
                     if op in _ROW_OPS:
                         row = payload.get("after")
                     elif op == "d":
-                        row, schema = None, -1
+                        row = None
                         if not isinstance(payload.get("before"), dict):
                             raise _InvalidEventError
                     elif op == "t":

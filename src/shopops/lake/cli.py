@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -56,6 +57,7 @@ def ingest(
             platform.settings,
             platform.event_log,
             checks=checks,
+            registry=platform.schema_client,
             **{k: v for k, v in overrides.items() if v is not None},
         )
         names = ingestor.topics()
@@ -82,6 +84,80 @@ def ingest(
     console.print(
         f"read {total:,} change events of {len(names)} topics: {written['bronze']:,} appended to bronze, "
         f"{written['silver']:,} rows written to silver"
+    )
+
+
+@app.command("replay-quarantine")
+@handle_errors
+def replay_quarantine(
+    topic: Annotated[
+        str, typer.Argument(help="The CDC topic <region>.<database>.<table>, e.g. vn.shop.orders")
+    ],
+    check: Annotated[
+        str | None,
+        typer.Option(
+            help="Only rows quarantined by this check, e.g. schema or quantity.range (default: all)"
+        ),
+    ] = None,
+) -> None:
+    """Apply to silver the quarantined events of a topic that now pass: their schema accepted by
+    the registry, the data contracts' checks passed. Silver's position does not move, a newer
+    state of a key is never overwritten, and a second run applies nothing twice."""
+    from shopops.bootstrap import build_quality, build_schema_decisions
+    from shopops.lake.catalog import open_lake_catalog
+    from shopops.lake.replay import replay_quarantine as replay
+
+    with open_platform() as platform:
+        settings = platform.settings
+        quality = build_quality(settings)
+        try:
+            report = replay(
+                open_lake_catalog(settings),
+                topic,
+                schemas=build_schema_decisions(settings, platform.schema_client),
+                checker=quality.checker(),
+                check=check,
+            )
+        finally:
+            quality.close()
+    missing = f" ({report.missing:,} not found in bronze)" if report.missing else ""
+    console.print(
+        f"{topic}: {report.considered:,} quarantined events considered{missing}; "
+        f"{report.written:,} rows written to silver"
+    )
+
+
+@app.command()
+@handle_errors
+def clean(
+    keep: Annotated[int, typer.Option(min=1, help="Snapshots kept per table (the newest)")] = 10,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than", min=0, help="Only delete files older than this many seconds (a commit in flight)"
+        ),
+    ] = 3600.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Change nothing; list what would go")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Expire each lake table's old snapshots and delete the files no kept snapshot references
+    (data files replaced by merges and compactions, their manifests, old metadata)."""
+    from shopops.lake.catalog import open_lake_catalog
+    from shopops.lake.maintenance import clean_lake
+
+    with open_platform() as platform:
+        catalog = open_lake_catalog(platform.settings)
+        reports = clean_lake(catalog, keep_snapshots=keep, older_than_s=older_than, dry_run=dry_run)
+    if as_json:
+        console.print_json(json.dumps([dataclasses.asdict(r) for r in reports]))
+        return
+    deleted = sum(len(r.deleted) for r in reports)
+    size = sum(r.deleted_bytes for r in reports)
+    verb = "would delete" if dry_run else "deleted"
+    console.print(
+        f"{len(reports)} tables: {sum(r.expired for r in reports):,} snapshots expired; {verb} "
+        f"{deleted:,} unreferenced files ({size / 1e6:,.1f} MB); kept {sum(r.referenced for r in reports):,} "
+        f"referenced files and {sum(r.young for r in reports):,} younger than {older_than:g} s"
     )
 
 

@@ -65,6 +65,8 @@ class ColumnBatch:
     ts_ms: pa.Array
     after: pa.Table  # the after-image's columns, as read
     columns: tuple[SourceColumn, ...]  # the source column of each ``after`` column
+    #: The declared row schema of every event (an index into ``ChangeDecoder.schemas``); -1: plain JSON.
+    schema: int = -1
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -241,6 +243,7 @@ def decode_columns(
         ts_ms=stamps,
         after=after,
         columns=source_columns,
+        schema=schema_index,
     )
 
 

@@ -30,6 +30,7 @@ from shopops.events.port import EventLog
 from shopops.lake.bronze import BronzeTable
 from shopops.lake.checks import BatchChecker
 from shopops.lake.columnar import RecordColumns, record_columns
+from shopops.lake.decisions import SchemaDecisions
 from shopops.lake.silver import SilverTable, topic_parts
 
 log = get_logger("shopops.lake")
@@ -256,7 +257,9 @@ class LakeIngestor:
     A batch is up to ``batch_records`` records of one topic; each table commits its part of it
     with the position it reached (one Iceberg commit per table and batch). Silver (``silver``,
     on by default) is built for CDC topics (``<region>.<database>.<table>``); ``checker`` checks
-    each silver batch's rows before they are applied. ``run_once`` catches every topic up;
+    each silver batch's rows before they are applied; ``schemas`` (the schema registry's verdicts)
+    decides whether silver follows a new schema or quarantines its events (``None``: silver
+    follows every change Iceberg can represent). ``run_once`` catches every topic up;
     ``start`` keeps doing so every ``interval_s`` in a thread until ``stop``, calling
     ``on_round(topics, records)`` after each round that moved records (lineage, for one).
     """
@@ -272,6 +275,7 @@ class LakeIngestor:
         silver: bool = True,
         bronze: bool = True,
         checker: BatchChecker | None = None,
+        schemas: SchemaDecisions | None = None,
         on_round: Callable[[list[str], int], None] | None = None,
     ) -> None:
         self.event_log = event_log
@@ -287,6 +291,7 @@ class LakeIngestor:
         self.silver = silver
         self.bronze = bronze
         self.checker = checker
+        self.schemas = schemas
         self.on_round = on_round
         self._sinks: dict[str, list[Sink]] = {}
         self._stop = threading.Event()
@@ -302,7 +307,7 @@ class LakeIngestor:
             if self.bronze:
                 sinks.append(BronzeTable(self.catalog, topic))
             if self.silver and topic_parts(topic) is not None:
-                sinks.append(SilverTable(self.catalog, topic, checker=self.checker))
+                sinks.append(SilverTable(self.catalog, topic, checker=self.checker, schemas=self.schemas))
             self._sinks[topic] = sinks
         return self._sinks[topic]
 

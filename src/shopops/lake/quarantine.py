@@ -1,8 +1,11 @@
-"""Quarantine: the rows a data-contract check rejected, one Iceberg table per CDC table and region.
+"""Quarantine: the rows a data-contract check rejected, and the events whose schema the schema
+registry refused, one Iceberg table per CDC table and region.
 
 ``quarantine.<region>__<db>__<table>`` holds each rejected row as silver would have stored it
 (typed columns and metadata, including ``_partition`` and ``_offset``, where the event sits in
-the log) plus ``_check`` (the failed check) and ``_reason`` (why).
+the log) plus ``_check`` (the failed check; ``schema`` for a refused schema) and ``_reason`` (why).
+A refused schema's columns are placed in this table's columns by silver's rules (a type change
+Iceberg cannot apply becomes ``<col>__vN`` here), so silver's own schema does not change.
 
 Exactly once without a multi-table transaction: a batch's rejected rows are committed to the
 quarantine table *before* the batch is committed to silver, with the quarantine table's own
@@ -28,6 +31,7 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
+from pyiceberg.types import IcebergType
 
 from shopops.lake.checks import CHECK_COLUMN, REASON_COLUMN
 from shopops.lake.silver import table_name
@@ -60,6 +64,14 @@ class QuarantineTable:
 
     def exists(self) -> bool:
         return self.catalog.table_exists(self.name)
+
+    def columns(self) -> dict[str, IcebergType]:
+        """The table's columns and their types (none before the first quarantined row)."""
+        if self._table is None:
+            if not self.exists():
+                return {}
+            self._table = self.catalog.load_table(self.name)
+        return {f.name: f.field_type for f in self._table.schema().fields}
 
     def committed_offsets(self) -> dict[int, int]:
         """Per partition, the offset before which every rejected row is in the table."""

@@ -21,6 +21,10 @@ together with the batch's new rows, into one file; files no key of the batch is 
 keys and positions of every live data file are kept in memory (data files never change), so a
 batch finds the files it touches without reading them.
 
+Schema changes follow the schema registry when a :class:`~shopops.lake.decisions.SchemaDecisions`
+is given: events whose schema the registry refuses are not applied but quarantined with
+``_check = "schema"`` (see :mod:`shopops.lake.decisions`).
+
 Checks: before a batch is applied, the typed after-images of its ``c``/``u``/``r`` events go to an
 optional :class:`~shopops.lake.checks.BatchChecker`; only the rows it passes are applied, the
 rows it rejects go to ``quarantine.<region>__<db>__<table>`` (see :mod:`shopops.lake.quarantine`).
@@ -35,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import Counter
@@ -45,9 +50,9 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, schema_to_
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table
-from pyiceberg.types import NestedField
+from pyiceberg.types import IcebergType, NestedField
 
-from shopops.core.errors import InvalidInputError, NotFoundError
+from shopops.core.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from shopops.core.logging import get_logger
 from shopops.events.model import Record
 from shopops.lake.changes import (
@@ -63,7 +68,7 @@ from shopops.lake.changes import (
     reduce_per_key,
     to_arrow,
 )
-from shopops.lake.checks import BatchChecker
+from shopops.lake.checks import CHECK_COLUMN, REASON_COLUMN, BatchChecker
 from shopops.lake.columnar import (
     ColumnBatch,
     RecordColumns,
@@ -72,7 +77,15 @@ from shopops.lake.columnar import (
     row_numbers,
     to_target,
 )
-from shopops.lake.evolution import FIRST_METADATA, METADATA, Evolution, resolve_all
+from shopops.lake.decisions import (
+    ACCEPTED_SCHEMAS_PROPERTY,
+    SCHEMA_CHECK,
+    SchemaDecision,
+    SchemaDecisions,
+    is_declared,
+    undecided,
+)
+from shopops.lake.evolution import FIRST_METADATA, METADATA, METADATA_NAMES, Evolution, resolve_all
 from shopops.lake.tables import (
     OFFSETS_PROPERTY,
     TABLE_PROPERTIES,
@@ -103,6 +116,11 @@ APPLIED = Counter(
 )
 SCHEMA_CHANGES = Counter(
     "shopops_lake_schema_changes_total", "Silver schema changes (columns added or promoted)", ["table"]
+)
+SCHEMA_REFUSED = Counter(
+    "shopops_lake_schema_refused_total",
+    "Change events not applied to silver because the schema registry refused their schema (quarantined)",
+    ["table"],
 )
 
 
@@ -148,6 +166,7 @@ class SilverTable:
         topic: str,
         *,
         checker: BatchChecker | None = None,
+        schemas: SchemaDecisions | None = None,
         max_files: int = 16,
         keep_snapshots: int = 10,
         fast: bool = True,
@@ -163,6 +182,8 @@ class SilverTable:
         self.parts = parts
         self.name = table_name(topic)
         self.checker = checker
+        #: The registry's verdicts on new schemas; ``None``: schema changes follow Iceberg's rules alone.
+        self.schemas = schemas
         self.max_files = max_files
         self.keep_snapshots = keep_snapshots
         self.decoder = ChangeDecoder()
@@ -173,6 +194,12 @@ class SilverTable:
             with self.table.transaction() as tx:
                 tx.set_properties(TABLE_PROPERTIES)
         self._quarantine: QuarantineTable | None = None
+        #: Fingerprints of the declared schemas the table accepted (committed), and those accepted
+        #: since the last commit (written with the next one).
+        self._accepted = _accepted_schemas(self.table)
+        self._accepting: set[str] = set()
+        #: Schemas refused so far (each is logged once).
+        self._refused: set[str] = set()
         self._files: list[DataFile] = []
         self._files_snapshot: int | None = -1
         self._index: dict[str, pa.Table] = {}
@@ -194,6 +221,7 @@ class SilverTable:
 
     def refresh(self) -> None:
         self.table = self.catalog.load_table(self.name)
+        self._accepted = _accepted_schemas(self.table)
 
     # -- one batch --
 
@@ -215,8 +243,14 @@ class SilverTable:
         batch = self.decoder.decode(records)
         self._report_skipped(batch.skipped)
         excluded: set[int] = set()
+        refused: dict[int, str] = {}
+        if self.schemas is not None:
+            refused = self._decide(batch, records)
+            excluded.update(refused)
+        rejected: pa.Table | None = None
         if self.checker is not None:
-            excluded = self._check(batch, offsets)
+            failed, rejected = self._check(batch, excluded)
+            excluded.update(failed)
         while True:
             winners, inherited = reduce_per_key(batch, excluded)
             try:
@@ -225,6 +259,18 @@ class SilverTable:
                 excluded.update(self._bad(batch, winners, exc))
                 continue
             break
+        # Quarantined rows are committed first (see shopops.lake.quarantine); refused events are
+        # typed after silver took the batch's accepted changes, so that both tables name columns alike.
+        held = [rejected] if rejected is not None else []
+        if refused:
+            SCHEMA_REFUSED.labels(self.name).inc(len(refused))
+            typed = self._refused_rows(batch, refused)
+            if typed is not None:
+                held.append(typed)
+        if held:
+            quarantined = held[0] if len(held) == 1 else pa.concat_tables(held, promote_options="permissive")
+            self.quarantine.append(quarantined, offsets)
+            APPLIED.labels(self.name, "quarantined").inc(quarantined.num_rows)
         written = self._merge(rows, tombstone, offsets)
         APPLIED.labels(self.name, "applied").inc(written)
         APPLIED.labels(self.name, "superseded").inc(len(batch) - written - len(excluded))
@@ -245,16 +291,16 @@ class SilverTable:
         self._report_skipped([(batch.partitions[i], batch.offsets[i], str(exc)) for i in sorted(bad)])
         return bad
 
-    def _check(self, batch: ChangeBatch, offsets: dict[int, int]) -> set[int]:
-        """Run the checker on the batch's after-images; quarantine what it rejects. Returns the
-        rejected (and malformed) events, which are then not applied."""
+    def _check(self, batch: ChangeBatch, skip: set[int]) -> tuple[set[int], pa.Table | None]:
+        """Run the checker on the batch's after-images (but ``skip``). Returns the rejected (and
+        malformed) events, which are then not applied, and the rows for the quarantine."""
         assert self.checker is not None
         excluded: set[int] = set()
-        rows_at = [i for i, op in enumerate(batch.ops) if op in _ROW_OPS]
+        rows_at = [i for i, op in enumerate(batch.ops) if op in _ROW_OPS and i not in skip]
         while True:
             indices = [i for i in rows_at if i not in excluded]
             if not indices:
-                return excluded
+                return excluded, None
             try:
                 rows, _ = self._typed(batch, indices, {})
             except ConversionError as exc:
@@ -264,16 +310,92 @@ class SilverTable:
         verdict = self.checker.check_batch(self.parts.dataset, rows)
         rejected = verdict.rejected
         if rejected.num_rows == 0:
-            return excluded
+            return excluded, None
         at = {(batch.partitions[i], batch.offsets[i]): i for i in indices}
         for p, o in zip(
             rejected.column("_partition").to_pylist(), rejected.column("_offset").to_pylist(), strict=True
         ):
             if (p, o) in at:
                 excluded.add(at[(p, o)])
-        self.quarantine.append(rejected, offsets)
-        APPLIED.labels(self.name, "quarantined").inc(rejected.num_rows)
-        return excluded
+        return excluded, rejected
+
+    # -- the registry's verdicts --
+
+    def _decide(self, batch: ChangeBatch, records: Sequence[Record]) -> dict[int, str]:
+        """Ask the registry about every schema of the batch the table has not accepted yet (one
+        event each). Returns the events whose schema it refused, with its reason."""
+        assert self.schemas is not None
+        columns: dict[str, IcebergType] = {f.name: f.field_type for f in self.table.schema().fields}
+        rows_at = [i for i, op in enumerate(batch.ops) if op in _ROW_OPS]
+        keys = self._key_names(batch, rows_at) if rows_at else []
+        empty = self._row_count() == 0
+        verdicts: dict[str, SchemaDecision] = {}
+        refused: dict[int, str] = {}
+        located: dict[tuple[int, int], Record] | None = None
+        while True:
+            accepted = self._accepted | {k for k, v in verdicts.items() if v.accepted and is_declared(k)}
+            questions = undecided(
+                batch, self.decoder, columns, keys, accepted=accepted, excluded=refused.keys(), empty=empty
+            )
+            new = [q for q in questions.values() if q.identity not in verdicts]
+            if not new:
+                break
+            if located is None:
+                located = {(r.partition, r.offset): r for r in records}
+            for question in new:
+                first = question.events[0]
+                record = located[(batch.partitions[first], batch.offsets[first])]
+                verdicts[question.identity] = self._ask(record)
+            for question in questions.values():
+                verdict = verdicts[question.identity]
+                if verdict.accepted:
+                    continue
+                refused.update(dict.fromkeys(question.events, verdict.reason))
+                if question.identity not in self._refused:
+                    self._refused.add(question.identity)
+                    log.warning(
+                        "schema refused by the registry: its events go to quarantine",
+                        table=self.name,
+                        events=len(question.events),
+                        reason=verdict.reason,
+                    )
+        self._accepting.update(k for k, v in verdicts.items() if v.accepted and is_declared(k))
+        return refused
+
+    def _ask(self, record: Record) -> SchemaDecision:
+        assert self.schemas is not None
+        try:
+            return self.schemas.decide(record)
+        except BackendUnavailableError as exc:
+            # Without the registry's verdict nothing of the batch is applied: no guessing.
+            log.error(
+                "schema registry unreachable: the silver batch is not applied, the next round retries it",
+                table=self.name,
+                error=str(exc),
+            )
+            raise
+
+    def _refused_rows(self, batch: ChangeBatch, refused: dict[int, str]) -> pa.Table | None:
+        """The refused events as quarantine rows, with ``_check = "schema"`` and the registry's
+        reason. Their columns are resolved against silver's and the quarantine's columns (a type
+        change becomes ``<col>__vN`` there too, so rows of both kinds fit the quarantine table),
+        and only the quarantine table changes."""
+        indices = sorted(refused)
+        into = {f.name: f.field_type for f in self.table.schema().fields} | self.quarantine.columns()
+        while True:
+            if not indices:
+                return None
+            try:
+                rows, _ = self._typed(batch, indices, {}, into=into)
+            except ConversionError as exc:
+                bad = self._bad(batch, indices, exc)
+                indices = [i for i in indices if i not in bad]
+                continue
+            break
+        n = len(indices)
+        return rows.append_column(
+            CHECK_COLUMN, pa.repeat(pa.scalar(SCHEMA_CHECK, pa.string()), n)
+        ).append_column(REASON_COLUMN, pa.array([refused[i] for i in indices], pa.string()))
 
     # -- typing --
 
@@ -289,17 +411,22 @@ class SilverTable:
         return list(seen)
 
     def _typed(
-        self, batch: ChangeBatch, indices: list[int], inherited: dict[int, int | None]
+        self,
+        batch: ChangeBatch,
+        indices: list[int],
+        inherited: dict[int, int | None],
+        into: dict[str, IcebergType] | None = None,
     ) -> tuple[pa.Table, pa.Array]:
         """Events ``indices`` as rows of the table's Arrow schema (evolving the table's schema
-        first if they need it), and which of them are tombstones to resolve against the table."""
+        first if they need it), and which of them are tombstones to resolve against the table.
+        ``into``: type them against these columns instead (the quarantine's), changing nothing."""
         n = len(indices)
         keys = self._key_names(batch, indices)
         row_positions = [p for p, i in enumerate(indices) if batch.ops[i] in _ROW_OPS]
         pieces = column_pieces(batch, self.decoder, [indices[p] for p in row_positions], frozenset(keys))
         key_values = {name: [batch.key_rows[i].get(name) for i in indices] for name in keys}
         key_sources = {name: key_source(name, self.decoder, key_values[name]) for name in keys}
-        targets, arrow_schema = self._resolve(key_sources, [c for c, _ in pieces])
+        targets, arrow_schema = self._resolve(key_sources, [c for c, _ in pieces], into)
         columns: dict[str, pa.Array] = {}
         for name in keys:
             target = targets[(name, key_sources[name].type)]
@@ -329,9 +456,24 @@ class SilverTable:
         return table, tombstone
 
     def _resolve(
-        self, key_sources: dict[str, SourceColumn], sources: Sequence[SourceColumn]
+        self,
+        key_sources: dict[str, SourceColumn],
+        sources: Sequence[SourceColumn],
+        into: dict[str, IcebergType] | None = None,
     ) -> tuple[dict[tuple[str, Any], str], pa.Schema]:
-        """The table column of every source column, after evolving the table's schema as needed."""
+        """The table column of every source column, after evolving the table's schema as needed.
+        ``into``: the columns of another table (the quarantine) to resolve against instead; the
+        Arrow schema then has the resolved columns only, and nothing is evolved."""
+        if into is not None:
+            targets, evolution = resolve_all(
+                into, [(k, c.type) for k, c in key_sources.items()], [(c.name, c.type) for c in sources],
+                empty=False,
+            )  # fmt: skip
+            kinds = {**into, **dict([*evolution.keys, *evolution.add, *evolution.widen])}
+            names = [n for n in dict.fromkeys(targets.values()) if n not in METADATA_NAMES]
+            fields = [pa.field(n, schema_to_pyarrow(kinds[n], include_field_ids=False)) for n in names]
+            fields += [pa.field(n, arrow_type(kind)) for n, kind in METADATA]
+            return targets, pa.schema(fields)
         schema = self.table.schema()
         current: dict[str, Any] = {f.name: f.field_type for f in schema.fields}
         targets, evolution = resolve_all(
@@ -352,6 +494,8 @@ class SilverTable:
         keep: pa.Array | None = None
         checked: pa.Table | None = None
         try:
+            if self.schemas is not None and not self._settled(batch):
+                return None  # the registry has a schema to judge: the per-record path asks it
             if self.checker is not None:
                 everything = row_numbers(len(batch))
                 checked = self._typed_columns(batch, everything)
@@ -377,9 +521,22 @@ class SilverTable:
         APPLIED.labels(self.name, "superseded").inc(len(batch) - written - excluded)
         return written
 
-    def _typed_columns(self, batch: ColumnBatch, rows: pa.Array) -> pa.Table:
-        """Events ``rows`` of a column batch as rows of the table's Arrow schema."""
-        n = len(rows)
+    def _settled(self, batch: ColumnBatch) -> bool:
+        """Whether the table has the batch's schema already: a declared schema it accepted, or
+        plain-JSON columns it holds as they are."""
+        if batch.schema >= 0:
+            return self.decoder.schema_keys[batch.schema] in self._accepted
+        key_sources, sources = self._column_sources(batch)
+        _, evolution = resolve_all(
+            {f.name: f.field_type for f in self.table.schema().fields},
+            [(k, c.type) for k, c in key_sources.items()],
+            [(c.name, c.type) for c in sources],
+            empty=self._row_count() == 0,
+        )
+        return not evolution
+
+    def _column_sources(self, batch: ColumnBatch) -> tuple[dict[str, SourceColumn], list[SourceColumn]]:
+        """The key columns (in the table's order) and the other source columns of a column batch."""
         schema = self.table.schema()
         identifiers = schema.identifier_field_names()
         keys = (
@@ -392,7 +549,12 @@ class SilverTable:
         key_sources = {
             name: key_source_of(name, self.decoder, batch.key_rows.schema.field(name).type) for name in keys
         }
-        sources = [c for c in batch.columns if c.name not in key_sources]
+        return key_sources, [c for c in batch.columns if c.name not in key_sources]
+
+    def _typed_columns(self, batch: ColumnBatch, rows: pa.Array) -> pa.Table:
+        """Events ``rows`` of a column batch as rows of the table's Arrow schema."""
+        n = len(rows)
+        key_sources, sources = self._column_sources(batch)
         targets, arrow_schema = self._resolve(key_sources, sources)
         columns: dict[str, pa.Array] = {}
         for name, source in key_sources.items():
@@ -523,8 +685,12 @@ class SilverTable:
 
     def _commit(self, content: pa.Table, affected: list[DataFile], offsets: dict[int, int]) -> None:
         written: list[DataFile] = []
+        accepted = self._accepted | self._accepting | _accepted_schemas(self.table)
         try:
             with Transaction(self.table) as tx:
+                if accepted != _accepted_schemas(self.table):
+                    # The schemas accepted with this batch, committed with it.
+                    tx.set_properties({ACCEPTED_SCHEMAS_PROPERTY: orjson.dumps(sorted(accepted)).decode()})
                 snapshot = tx.update_snapshot(snapshot_properties=offsets_property(offsets))
                 producer = snapshot.overwrite() if affected else snapshot.fast_append()
                 with producer:
@@ -544,6 +710,7 @@ class SilverTable:
                 with contextlib.suppress(OSError):
                     self.table.io.delete(data_file.file_path)
             raise
+        self._accepted, self._accepting = accepted, set()
         snapshot_now = self.table.current_snapshot()
         gone = {f.file_path for f in affected}
         self._files = [f for f in self._files if f.file_path not in gone] + written
@@ -556,6 +723,12 @@ class SilverTable:
             if content.nbytes <= KEEP_WRITTEN_BYTES:
                 self._written = {written[0].file_path: content}
         expire_old_snapshots(self.table, self.keep_snapshots)
+
+
+def _accepted_schemas(table: Table) -> set[str]:
+    """The declared schemas ``table`` accepted (:data:`ACCEPTED_SCHEMAS_PROPERTY`)."""
+    raw = table.properties.get(ACCEPTED_SCHEMAS_PROPERTY)
+    return set(orjson.loads(raw)) if raw else set()
 
 
 def _spread(array: pa.Array, positions: list[int], n: int) -> pa.Array:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from shopops.core.logging import get_logger
@@ -68,6 +69,7 @@ class ContractChecker:
         self.sample_limit = sample_limit
         self.record_passing_batches = record_passing_batches
         self._session: DuckSession | None = None
+        self._runners: dict[str, ContractRunner] = {}
         self._warned: set[str] = set()
 
     def close(self) -> None:
@@ -76,13 +78,18 @@ class ContractChecker:
             self._session = None
 
     def _runner(self, dataset: str) -> ContractRunner | None:
+        runner = self._runners.get(dataset)
+        if runner is not None:
+            return runner
         contract = self.contracts.get(dataset)
         if contract is None:
             if dataset not in self._warned:
                 self._warned.add(dataset)
                 log.warning("no data contract: rows pass unchecked", dataset=dataset)
             return None
-        return ContractRunner(contract, self.checks[dataset])
+        # Kept: a runner holds the batch queries it compiled.
+        runner = self._runners[dataset] = ContractRunner(contract, self.checks[dataset])
+        return runner
 
     def _referenced(self, contract: Contract) -> dict[str, str]:
         """Referenced object name -> its dataset, for the contract's foreign keys."""
@@ -113,13 +120,11 @@ class ContractChecker:
                     refs[obj] = parent
         result = self._run(runner, rows, "batch", refs, None)
         rejected_idx = sorted(result.rejected)
-        mask = pa.array([True] * rows.num_rows)
+        passed = rows
         if rejected_idx:
-            keep = [True] * rows.num_rows
-            for i in rejected_idx:
-                keep[i] = False
-            mask = pa.array(keep)
-        passed = rows.filter(mask)
+            keep = np.ones(rows.num_rows, dtype=bool)
+            keep[rejected_idx] = False
+            passed = rows.filter(pa.array(keep))
         bad = rows.take(pa.array(rejected_idx, pa.int64()))
         checks_col = [";".join(dict.fromkeys(name for name, _ in result.rejected[i])) for i in rejected_idx]
         reasons_col = [
@@ -179,12 +184,12 @@ class ContractChecker:
         now_ms: int | None,
     ) -> EngineResult:
         table = rows.select(_without_metadata(rows, runner.contract))
-        table = table.append_column(ROW_COLUMN, pa.array(range(rows.num_rows), pa.int64()))
+        table = table.append_column(ROW_COLUMN, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
         if self._session is None:
             self._session = DuckSession()
         session = self._session
         with session.lock:
-            session.register(SQL_TABLE, table)
+            checked = session.register(SQL_TABLE, table)
             ref_tables: dict[str, Any] = {}
             names: list[str] = []
             try:
@@ -201,6 +206,7 @@ class ContractChecker:
                     refs=ref_tables,
                     now_ms=now_ms,
                     sample_limit=self.sample_limit,
+                    table=checked,
                 )
             finally:
                 for name in itertools.chain([SQL_TABLE], names):

@@ -12,7 +12,11 @@ Two modes:
 - ``batch`` (a CDC micro-batch of after-images): every failing row is identified (by its position)
   so that it can be quarantined; a key appearing twice in a batch is the same row changed twice,
   so primary-key uniqueness is left to the whole-table run, and other unique columns are checked
-  across distinct keys; dataset-level checks are skipped;
+  across distinct keys; dataset-level checks are skipped. The same Ibis predicates pandera runs
+  one query each are compiled once per batch schema into one DuckDB query that returns the failing
+  rows with a flag per check (a failing row is one whose predicate is false, as in pandera; null
+  passes): a batch costs one query, run in DuckDB outside the GIL, instead of a compilation and a
+  query per check;
 - ``table`` (a whole table, e.g. a silver table): counts are exact, failing keys are sampled.
 
 Uniqueness is per region when the table carries a ``_region`` column (the regional databases
@@ -22,7 +26,9 @@ number their rows independently); foreign keys are checked across regions.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -97,6 +103,14 @@ def _family_ok(dtype: Any, logical: str | None) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _BatchQuery:
+    """The row checks of one batch schema as one query: the failing rows, a flag per check."""
+
+    sql: str
+    flags: dict[str, str]  # check name -> its flag column
+
+
 class ContractRunner:
     """Runs the checks of one contract on tables registered in a DuckDB connection."""
 
@@ -104,6 +118,8 @@ class ContractRunner:
         self.contract = contract
         self.checks = checks
         self.key_columns = contract.primary_key
+        #: Compiled batch queries by table schema and references (batches of a topic share one).
+        self._batch_queries: dict[Any, _BatchQuery] = {}
 
     # -- predicates: True for a row that passes ---------------------------------------------------
 
@@ -239,15 +255,17 @@ class ContractRunner:
         refs: Mapping[str, Any] | None = None,
         now_ms: int | None = None,
         sample_limit: int = 100,
+        table: Any = None,
     ) -> EngineResult:
         """Run every check on the table registered as ``checked_rows`` in ``con`` (an Ibis DuckDB
-        backend); ``refs`` maps a foreign key's target object to its Ibis table."""
+        backend); ``refs`` maps a foreign key's target object to its Ibis table; ``table`` is the
+        Ibis table of ``checked_rows`` when the caller has it."""
         import pandera.ibis as pai
         from pandera.api.checks import Check
         from pandera.errors import SchemaErrorReason, SchemaErrors
 
         batch = mode == "batch"
-        t = con.table(SQL_TABLE)
+        t = table if table is not None else con.table(SQL_TABLE)
         schema = t.schema()
         present = set(t.columns)
         outcomes: dict[str, CheckOutcome] = {}
@@ -317,7 +335,11 @@ class ContractRunner:
                 continue
             predicates[spec.name] = pred
         errors: dict[str, Any] = {}
-        if predicates and rows:
+        failures: dict[str, list[dict[str, Any]]] = {}  # batch mode: the failing rows of each check
+        broken: dict[str, str] = {}  # batch mode: checks that could not run, and why
+        if predicates and rows and batch:
+            failures, broken = self._batch_failures(con, t, predicates, refs or {})
+        elif predicates and rows:
             checks = [
                 Check(
                     pred,
@@ -347,21 +369,24 @@ class ContractRunner:
         for name, pred in predicates.items():
             spec = specs[name]
             err = errors.get(name)
-            if err is None:
+            if batch and name in broken:
+                err_text = broken[name]
+            elif err is not None and err.reason_code == SchemaErrorReason.CHECK_ERROR:
+                err_text = str(err.failure_cases)
+            else:
+                err_text = None
+            if err_text is not None:
+                log.warning(
+                    "quality check failed to run", dataset=self.contract.dataset, check=name, error=err_text
+                )
+                outcome(spec, passed=False, message=f"the check could not run: {err_text}")
+                continue
+            failing = failures.get(name, []) if batch else []
+            if err is None and not failing:
                 outcome(spec, rows_failed=0, observed=0.0, message="")
                 continue
-            if err.reason_code == SchemaErrorReason.CHECK_ERROR:
-                message = f"the check could not run: {err.failure_cases}"
-                log.warning(
-                    "quality check failed to run",
-                    dataset=self.contract.dataset,
-                    check=name,
-                    error=str(err.failure_cases),
-                )
-                outcome(spec, passed=False, message=message)
-                continue
-            cases = err.failure_cases
-            failing = [fc for fc in cases["failure_case"].tolist() if isinstance(fc, dict)]
+            if err is not None:
+                failing = [fc for fc in err.failure_cases["failure_case"].tolist() if isinstance(fc, dict)]
             if batch:
                 count = len(failing)
             else:
@@ -403,6 +428,53 @@ class ContractRunner:
             rows_failed = 0
         ordered = [outcomes[s.name] for s in self.checks if s.name in outcomes]
         return EngineResult(ordered, rows, rows_failed, rejected)
+
+    def _batch_failures(
+        self, con: Any, t: Any, predicates: Mapping[str, Predicate], refs: Mapping[str, Any]
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+        """The failing rows (whole rows, as dicts) of each row check, from one query; and the
+        checks that could not run, with the error (each is then tried alone)."""
+        import pandera.ibis as pai
+
+        key = (t.schema(), tuple(sorted((obj, ref.schema()) for obj, ref in refs.items())), tuple(predicates))
+        query = self._batch_queries.get(key)
+        if query is None:
+            query = self._batch_queries[key] = self._compile_batch(t, predicates)
+        raw = con.con
+        failures: dict[str, list[dict[str, Any]]] = {}
+        broken: dict[str, str] = {}
+        try:
+            found = [(list(query.flags), raw.sql(query.sql).to_arrow_table())]
+        except Exception:  # a check cannot run on this data: find which, run the others alone
+            found = []
+            for name, flag in query.flags.items():
+                fails = (~predicates[name](pai.IbisData(t))).fill_null(False)
+                alone = str(ibis.to_sql(t.mutate(**{flag: fails}).filter(fails), dialect="duckdb"))
+                try:
+                    found.append(([name], raw.sql(alone).to_arrow_table()))
+                except Exception as exc:
+                    broken[name] = str(exc)
+        columns = list(t.columns)
+        for names, result in found:
+            if result.num_rows == 0:
+                continue
+            rows = result.select(columns).to_pylist()
+            for name in names:
+                flags = result.column(query.flags[name]).to_pylist()
+                hits = [row for row, hit in zip(rows, flags, strict=True) if hit]
+                if hits:
+                    failures[name] = hits
+        return failures, broken
+
+    def _compile_batch(self, t: Any, predicates: Mapping[str, Predicate]) -> _BatchQuery:
+        import pandera.ibis as pai
+
+        data = pai.IbisData(t)
+        flags = {name: f"__fails_{n}" for n, name in enumerate(predicates)}
+        # A failing row is one whose predicate is false; null passes (pandera filters on NOT pred).
+        fails = {flags[name]: (~pred(data)).fill_null(False) for name, pred in predicates.items()}
+        combined = t.mutate(**fails).filter(functools.reduce(operator.or_, fails.values()))
+        return _BatchQuery(str(ibis.to_sql(combined, dialect="duckdb")), flags)
 
     def _sql_checks(
         self,
@@ -551,10 +623,17 @@ class DuckSession:
     def __init__(self) -> None:
         self.con = ibis.duckdb.connect()
         self.lock = threading.Lock()
+        self._tables: dict[tuple[str, pa.Schema], Any] = {}
 
     def register(self, name: str, table: pa.Table) -> Any:
+        """Register ``table`` as ``name``; returns its Ibis table. The Ibis table only names the
+        view and its columns, so it is kept for the next table of the same name and schema (asking
+        DuckDB for a view's schema is a query, and micro-batches repeat their schema)."""
         self.con.con.register(name, table)
-        return self.con.table(name)
+        known = self._tables.get((name, table.schema))
+        if known is None:
+            known = self._tables[(name, table.schema)] = self.con.table(name)
+        return known
 
     def unregister(self, name: str) -> None:
         try:

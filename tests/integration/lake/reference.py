@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from shopops.events.model import Record
 from shopops.events.port import EventLog
 
 DELETED = None
@@ -34,13 +35,17 @@ def _key_text(raw: bytes) -> str:
 
 
 def fold(
-    log: EventLog, topic: str, skip: Callable[[dict[str, Any]], bool] | None = None
+    log: EventLog,
+    topic: str,
+    skip: Callable[[dict[str, Any]], bool] | None = None,
+    refused: Callable[[Record], bool] | None = None,
 ) -> dict[str, dict[str, Any] | None]:
     """Key (its payload as JSON text) -> final after-image, or ``None`` if the key was deleted.
 
     Debezium semantics: per key, the event with the highest ``source.lsn`` wins; a duplicate
     (same LSN) or an older replay changes nothing; a tombstone deletes the key. Events whose
-    after-image ``skip`` says so (rejected by a check) are left out.
+    after-image ``skip`` says so (rejected by a check), and records ``refused`` says so (their
+    schema refused by the registry), are left out.
     """
     state: dict[str, dict[str, Any] | None] = {}
     last_lsn: dict[str, int] = {}
@@ -57,6 +62,8 @@ def fold(
                     if key in state:
                         state[key] = DELETED
                     continue
+                if refused is not None and refused(record):
+                    continue
                 payload = _payload(record.value)
                 if skip is not None and payload["after"] is not None and skip(payload["after"]):
                     continue
@@ -67,6 +74,23 @@ def fold(
                 state[key] = payload["after"] if payload["op"] in ("c", "u", "r") else DELETED
             offset = records[-1].offset + 1
     return state
+
+
+def refused_by_backward(record: Record) -> bool:
+    """Whether the registry refuses ``record``'s schema at its default level (BACKWARD), for the
+    simulator's schema changes: the rename of ``shop.customers.phone`` and the change of
+    ``logistics.shipments.weight_kg`` from double to string are incompatible, the other two are not
+    (docs/schemas.md). A declared schema is judged for rows and deletes; a plain-JSON row by its
+    columns (silver asks about plain rows that bring a column change; deletes carry no row)."""
+    if record.value is None:
+        return False
+    doc = orjson.loads(record.value)
+    if isinstance(doc, dict) and "schema" in doc and "payload" in doc:
+        after = next(f for f in doc["schema"]["fields"] if f["field"] == "after")
+        types = {f["field"]: f["type"] for f in after["fields"]}
+        return "phone_number" in types or types.get("weight_kg") == "string"
+    row = doc.get("after")
+    return isinstance(row, dict) and ("phone_number" in row or isinstance(row.get("weight_kg"), str))
 
 
 def _plain(value: Any) -> Any:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pytest
 from pyarrow.fs import FileSelector, S3FileSystem
 from tests.e2e.helpers import SHOPOPS, free_port
-from tests.integration.lake.reference import differences, fold, topics_of
+from tests.integration.lake.reference import differences, fold, refused_by_backward, topics_of
 from tests.support.postgres import scratch_database
 from typer.testing import CliRunner
 
@@ -40,12 +40,14 @@ def _simulate(home: Path, region: str, orders: int) -> None:
 
 
 def _assert_exact(home: Path, catalog: object, region: str) -> None:
+    """Silver equals the folded log, without the changes the schema registry refuses (the workers
+    run with the default settings, so silver follows the registry)."""
     log = open_event_log(BackendSelection(type="sqlite"), home=home)
     try:
         for topic in topics_of(log, [region]):
             _, database, table = topic.split(".")
             got = read_silver(catalog, f"{database}.{table}", [region])  # type: ignore[arg-type]
-            assert differences(fold(log, topic), got) == [], topic
+            assert differences(fold(log, topic, refused=refused_by_backward), got) == [], topic
     finally:
         log.close()
 

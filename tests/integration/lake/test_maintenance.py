@@ -1,0 +1,103 @@
+"""`shopops lake clean`: old snapshots expired and the files no kept snapshot references deleted —
+and nothing a kept snapshot reads, nor a file being written now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from tests.integration.lake.reference import differences, fold
+from typer.testing import CliRunner
+
+from shopops.core.errors import InvalidInputError
+from shopops.core.registry import BackendSelection
+from shopops.events.backends import open_event_log
+from shopops.events.debezium import Op, encode_key, encode_value
+from shopops.lake.catalog import open_catalog
+from shopops.lake.ingest import LakeIngestor
+from shopops.lake.maintenance import clean_lake, clean_table, referenced_files
+from shopops.lake.silver import SilverTable, read_silver
+from shopops.simulator.service import SimulationConfig, run_simulation
+
+REGION = "id"
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*") if p.is_file()}
+
+
+def test_clean_deletes_only_what_no_kept_snapshot_references(tmp_path: Path) -> None:
+    log = open_event_log(BackendSelection(type="sqlite"), home=tmp_path)
+    try:
+        run_simulation(
+            SimulationConfig(regions=[REGION], days=2, orders_per_day=120, seed=5), log, tmp_path / "truth"
+        )
+        catalog = open_catalog(None, None, tmp_path)
+        # Small batches: merges rewrite files, compactions run, old snapshots are expired.
+        topics = f"^{REGION}\\.shop\\.(orders|customers)$"
+        ingestor = LakeIngestor(log, catalog, topics=topics, batch_records=40)
+        ingestor.run_once()
+        warehouse = tmp_path / "lake" / "warehouse"
+        before = _files(warehouse)
+        stray = warehouse / "silver" / f"{REGION}__shop__orders" / "data" / "being-written.parquet"
+        stray.write_bytes(b"a commit in flight")
+
+        dry = clean_lake(catalog, older_than_s=0, dry_run=True)
+        assert _files(warehouse) == before | {str(stray)}  # a dry run changes nothing
+        listed = {path for r in dry for path in r.deleted}
+        assert str(stray) in listed
+        assert sum(r.expired for r in dry) == 0
+
+        # A young file is kept (a worker may be about to commit it); the orphans of old snapshots go.
+        reports = clean_lake(catalog, older_than_s=3600, keep_snapshots=3)
+        assert stray.exists()
+        assert sum(r.young for r in reports) >= 1
+        assert not any(r.deleted for r in reports)
+        reports = clean_lake(catalog, older_than_s=0, keep_snapshots=3)
+        deleted = {path for r in reports for path in r.deleted}
+        assert str(stray) in deleted
+        assert len(deleted) > 10, "merges and compactions leave replaced files"
+        assert not any(Path(p).exists() for p in deleted)
+        assert listed <= deleted  # and the files only the expired snapshots referenced
+
+        for topic in ingestor.topics():
+            table = SilverTable(catalog, topic).table
+            assert len(table.metadata.snapshots) <= 3
+            # Every kept snapshot still reads: its files are all there.
+            for snapshot in table.metadata.snapshots:
+                table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
+            assert all(Path(p).exists() for p in referenced_files(table))
+            _, database, name = topic.split(".")
+            assert differences(fold(log, topic), read_silver(catalog, f"{database}.{name}", [REGION])) == []
+
+        # Nothing left to do; and ingestion goes on on top of the cleaned tables.
+        assert not any(r.deleted for r in clean_lake(catalog, older_than_s=0, keep_snapshots=3))
+        topic = f"{REGION}.shop.orders"
+        source = {"lsn": 10**12, "ts_ms": 1}
+        value = encode_value(Op.CREATE, None, {"order_id": "late"}, source, 1)
+        log.produce(topic, value, encode_key({"order_id": "late"}))
+        log.flush()
+        assert ingestor.run_once() == 1
+        orders = read_silver(catalog, "shop.orders", [REGION])
+        assert differences(fold(log, topic), orders) == []
+    finally:
+        log.close()
+
+
+def test_bad_options_are_refused_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopops.cli.main import app
+
+    catalog = open_catalog(None, None, tmp_path)
+    with pytest.raises(InvalidInputError, match="negative"):
+        clean_table(catalog, "silver.x__y__z", older_than_s=-1)
+    with pytest.raises(InvalidInputError, match="at least 1"):
+        clean_table(catalog, "silver.x__y__z", keep_snapshots=0)
+    monkeypatch.setenv("SHOPOPS_HOME", str(tmp_path))
+    runner = CliRunner()
+    bad = runner.invoke(app, ["lake", "clean", "--older-than", "-5"])
+    assert bad.exit_code == 2
+    assert "older-than" in bad.output
+    empty = runner.invoke(app, ["lake", "clean", "--dry-run", "--json"])
+    assert empty.exit_code == 0, empty.output
+    assert orjson.loads(empty.output) == []
