@@ -10,8 +10,8 @@ that the machine's load hits every variant alike, one entity per request:
   pre-serialised entity keys, and the protobuf decoding of the values;
 - **Feast** (baseline): ``FeatureStore.get_online_features(features=<feature service>,
   entity_rows=[row], full_feature_names=True).to_dict()`` on the same store;
-- **FeatureService.online_features**: what training and serving call (request checks, Feast,
-  derived features);
+- **FeatureService.online_features**: what serving calls (request checks, the direct read of the
+  rows Feast wrote — ``ml.features.online_reads = "direct"``, the default — derived features);
 - **HTTP** ``GET /v1/features/{use_case}`` on a real uvicorn server in this process (API key,
   Cedar decision, JSON), one keep-alive connection; next to ``GET /v1/auth/whoami`` on the same
   server, the platform's floor for any authenticated request.

@@ -1,11 +1,13 @@
 """Online fraud scoring over HTTP: requests/s and p99 under wrk, beside two baselines in the same run.
 
     python bench/bench_serving.py [--home DIR] [--duration 10] [--connections 16] [--threads 2]
-                                  [--skip-mlflow] [--json out.json]
+                                  [--rounds 3] [--skip-mlflow] [--in-process 3000] [--json out.json]
 
 It builds (or reuses, with ``--home``) a small simulated world: CDC topics → lake → feature store
 materialized → fraud model trained on the feature store's frames and promoted to ``champion``.
-Then, one server at a time on a free loopback port (one process each), ``wrk`` drives:
+Then the three servers are started, each one process on a free loopback port, and ``wrk`` drives
+one at a time, in ``--rounds`` interleaved rounds (shopops, bare, mlflow, shopops, ...: the shared
+machine's drifting load weighs on each alike; requests/s is the mean of the rounds):
 
 - **shopops** — ``POST /v1/score/fraud`` of the platform app (API key and Cedar decision per request,
   online features from the feature store, the champion's native booster, SHAP reasons, prediction
@@ -20,7 +22,10 @@ The wrk command for each is printed, e.g.::
     wrk -t2 -c16 -d10s --latency -s body.lua http://127.0.0.1:PORT/v1/score/fraud
 
 Targets (issue): shopops >= 10x mlflow models serve, and >= 0.5x the bare app, on 2 cores.
-Training time of both models is reported too (the features are materialized before).
+Training time of both models is reported too (the features are materialized before), and, in the
+bench's own process, the in-process costs: ``ServingService.score("fraud", ...)`` and the online read
+``FeatureService.online_features`` (direct from the store, and through Feast's
+``get_online_features``). The load average is printed beside every figure (the machine is shared).
 """
 
 from __future__ import annotations
@@ -221,6 +226,60 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+    }
+
+
+def in_process(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """Wall time of one scoring call and of one online read in this process (no HTTP)."""
+    from shopops.bootstrap import build_features, build_serving
+    from shopops.core.settings import Settings
+
+    settings = Settings(home=home)
+    entities = [{k: str(v) for k, v in b.items()} for b in bodies]
+    out: dict[str, Any] = {"load_before": os.getloadavg()[0]}
+    direct, feast = build_features(settings), build_features(settings)
+    feast.direct_reads = False
+    serving = build_serving(settings, direct).start()
+    try:
+        for name, call, count in (
+            ("score", lambda e: serving.score("fraud", e), n),
+            ("features_direct", lambda e: direct.online_features("fraud", e), n),
+            ("features_feast", lambda e: feast.online_features("fraud", e), max(1, n // 4)),
+        ):
+            for e in entities:  # warm: first reads open connections, caches fill
+                call(e)
+            samples = []
+            for i in range(count):
+                started = time.perf_counter()
+                call(entities[i % len(entities)])
+                samples.append(time.perf_counter() - started)
+            out[name] = _percentiles(samples)
+    finally:
+        serving.close()
+        direct.close()
+        feast.close()
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One server's rounds: mean requests/s, the median round's p50, the worst round's p99."""
+    p50s = sorted(r["p50_ms"] for r in rounds)
+    return {
+        "rps": sum(r["rps"] for r in rounds) / len(rounds),
+        "rounds": [r["rps"] for r in rounds],
+        "p50_ms": p50s[len(p50s) // 2],
+        "p99_ms": max(r["p99_ms"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "load": [r["load"][0] for r in rounds],
+    }
+
+
 def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [
         "wrk",
@@ -233,6 +292,7 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
         url,
     ]
     console.print(f"[dim]$ {' '.join(cmd)}[/]")
+    load_before = os.getloadavg()[0]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -244,6 +304,7 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": p50 * 1000,
         "p99_ms": p99 * 1000,
         "non_2xx": int(errors.group(1)) if errors else 0,
+        "load": [load_before, os.getloadavg()[0]],
     }
 
 
@@ -257,7 +318,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server, interleaved")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--in-process", type=int, default=3000, help="scoring calls timed in-process (0: skip)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -276,6 +341,7 @@ def main() -> None:
     console.print(f"world in {home}")
     facts = build_world(home)
     bodies = request_bodies(home)
+    inproc = in_process(home, bodies, args.in_process) if args.in_process else None
     from shopops.ml.serving.loader import load_model
     from shopops.ml.tracking.service import Tracking, default_uris
 
@@ -296,85 +362,89 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-work-"))
     results: dict[str, Any] = {"facts": {k: v for k, v in facts.items() if k != "key"}}
     row = [model.default_map[f] for f in model.features]
+    # Every server is started (one process each) before any is measured; then the rounds go
+    # shopops, bare, mlflow, shopops, ... so that the shared machine's load, which drifts over
+    # minutes, weighs on each server alike. Only one server is under load at a time.
+    servers: dict[str, tuple[Server, str, Path]] = {}
     try:
-        # 1. shopops
-        port = free_port()
         (work / "shopops_app.py").write_text(SHOPOPS_APP)
+        port = free_port()
         server = Server(
             "shopops", [PY, str(work / "shopops_app.py"), str(port)], port, env, work / "shopops.log"
         )
+        servers["shopops"] = (server, f"http://127.0.0.1:{port}/v1/score/fraud", work / "shopops.lua")
         headers = {"Authorization": f"Bearer {facts['key']}"}
-        try:
-            url = f"http://127.0.0.1:{port}/v1/score/fraud"
-            server.wait(url, bodies[0], headers)
-            script = lua_script(work / "shopops.lua", [json.dumps(b) for b in bodies], headers)
-            results["shopops"] = run_wrk(url, script, args)
-        finally:
-            server.stop()
-        # 2. bare FastAPI + booster
-        port = free_port()
+        server.wait(servers["shopops"][1], bodies[0], headers)
+        lua_script(work / "shopops.lua", [json.dumps(b) for b in bodies], headers)
+
         (work / "bare_app.py").write_text(BARE_APP)
+        port = free_port()
         cmd = [PY, "-m", "uvicorn", "--app-dir", str(work), "bare_app:app", "--port", str(port)]
         cmd += ["--log-level", "warning", "--no-access-log"]
         server = Server("bare", cmd, port, {**env, "BOOSTER": str(booster_file)}, work / "bare.log")
-        try:
-            url = f"http://127.0.0.1:{port}/predict"
-            body = {"features": row}
-            server.wait(url, body, {})
-            script = lua_script(work / "bare.lua", [json.dumps(body)], {})
-            results["bare"] = run_wrk(url, script, args)
-        finally:
-            server.stop()
-        # 3. mlflow models serve
+        servers["bare"] = (server, f"http://127.0.0.1:{port}/predict", work / "bare.lua")
+        body: dict[str, Any] = {"features": row}
+        server.wait(servers["bare"][1], body, {})
+        lua_script(work / "bare.lua", [json.dumps(body)], {})
+
         if not args.skip_mlflow:
             port = free_port()
             mlflow_bin = str(Path(PY).with_name("mlflow"))
-            server = Server(
-                "mlflow",
-                [
-                    mlflow_bin,
-                    "models",
-                    "serve",
-                    "-m",
-                    f"models:/fraud/{facts['fraud_version']}",
-                    "-p",
-                    str(port),
-                    "-h",
-                    "127.0.0.1",
-                    "--env-manager",
-                    "local",
-                ],
-                port,
-                env,
-                work / "mlflow.log",
-            )
-            try:
-                url = f"http://127.0.0.1:{port}/invocations"
-                body = {"dataframe_split": {"columns": model.features, "data": [row]}}
-                server.wait(url, body, {}, timeout_s=180)
-                script = lua_script(work / "mlflow.lua", [json.dumps(body)], {})
-                results["mlflow"] = run_wrk(url, script, args)
-            finally:
-                server.stop()
+            model_uri = f"models:/fraud/{facts['fraud_version']}"
+            cmd = [mlflow_bin, "models", "serve", "-m", model_uri, "-p", str(port), "-h", "127.0.0.1"]
+            cmd += ["--env-manager", "local"]
+            server = Server("mlflow", cmd, port, env, work / "mlflow.log")
+            servers["mlflow"] = (server, f"http://127.0.0.1:{port}/invocations", work / "mlflow.lua")
+            body = {"dataframe_split": {"columns": model.features, "data": [row]}}
+            server.wait(servers["mlflow"][1], body, {}, timeout_s=180)
+            lua_script(work / "mlflow.lua", [json.dumps(body)], {})
+
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name, (_, url, script) in servers.items():
+                rounds[name].append(run_wrk(url, script, args))
+        for name, measured in rounds.items():
+            results[name] = _combine(measured)
     finally:
+        for server, _, _ in servers.values():
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
     table = Table(
         "server",
         "requests/s",
+        "per round",
         "p50 ms",
         "p99 ms",
         "non-2xx",
-        title=f"fraud scoring, wrk -t{args.threads} -c{args.connections} -d{args.duration}s",
+        "load avg per round",
+        title=f"fraud scoring, {args.rounds} interleaved rounds of "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s",
     )
     for name in ("shopops", "bare", "mlflow"):
         if name in results:
             r = results[name]
             table.add_row(
-                name, f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["non_2xx"])
+                name,
+                f"{r['rps']:,.0f}",
+                " ".join(f"{x:,.0f}" for x in r["rounds"]),
+                f"{r['p50_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                str(r["non_2xx"]),
+                " ".join(f"{x:.1f}" for x in r["load"]),
             )
     console.print(table)
+    if inproc is not None:
+        results["in_process"] = inproc
+        console.print(
+            f"in-process (load {inproc['load_before']:.1f}-{inproc['load_after']:.1f}): "
+            f"ServingService.score p50 {inproc['score']['p50_ms']:.3f} ms, "
+            f"p99 {inproc['score']['p99_ms']:.3f} ms; "
+            f"online read direct p50 {inproc['features_direct']['p50_ms']:.3f} ms "
+            f"(p99 {inproc['features_direct']['p99_ms']:.3f}), through Feast p50 "
+            f"{inproc['features_feast']['p50_ms']:.3f} ms (p99 {inproc['features_feast']['p99_ms']:.3f})"
+        )
     s = results["shopops"]["rps"]
     console.print(f"shopops / bare = {s / results['bare']['rps']:.2f} (target >= 0.5)")
     if "mlflow" in results:

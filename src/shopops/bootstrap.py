@@ -370,6 +370,7 @@ def build_features(settings: Settings) -> FeatureService:
         catalog=lambda: open_catalog(settings.lake.catalog_uri, settings.lake.warehouse, settings.home),
         event_log=event_log,
         truth_dir=settings.home / "truth",
+        direct_reads=section.online_reads == "direct",
     )
 
 

@@ -170,6 +170,8 @@ class GovernanceMiddleware:
         self.login_path = login_path
         self.confluent_paths = confluent_paths
         self._declared: list[tuple[re.Pattern[str], frozenset[str], RouteRule]] | None = None
+        #: ``(method, path) -> rule``: a pure function of the route table, which is fixed once serving.
+        self._rules: dict[tuple[str, str], tuple[str, EntityRef, bool]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -231,6 +233,16 @@ class GovernanceMiddleware:
         return self._declared
 
     def _rule(self, scope: Scope) -> tuple[str, EntityRef, bool]:
+        key = (scope["method"], scope["path"])
+        rule = self._rules.get(key)
+        if rule is None:
+            rule = self._match_rule(scope)
+            if len(self._rules) >= 4096:  # paths with ids in them: bounded, start over when full
+                self._rules.clear()
+            self._rules[key] = rule
+        return rule
+
+    def _match_rule(self, scope: Scope) -> tuple[str, EntityRef, bool]:
         method, path = scope["method"], scope["path"]
         default_action = "read" if method in _READ_METHODS else "write"
         for regex, methods, rule in self._declared_rules(scope["app"]):

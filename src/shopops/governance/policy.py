@@ -3,7 +3,9 @@ them, answers decisions with reasons, reloads on change and keeps the previous s
 one is malformed.
 
 Decisions reuse parsed handles (the policy set, and one entity set per principal), so a decision
-costs tens of microseconds instead of re-parsing JSON on every call.
+costs tens of microseconds instead of re-parsing JSON on every call. Decisions of actions that no
+policy conditions on ``context`` are also cached per (policy set, principal, action, resource): for
+those the answer cannot depend on anything else (see :func:`context_actions`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cedarpy
 import orjson
+from prometheus_client import Counter
 
 from shopops.core.logging import get_logger
 from shopops.governance.errors import PolicyLoadError
@@ -33,6 +36,19 @@ _ID_ANNOTATION = re.compile(r'@id\s*\(\s*"((?:[^"\\]|\\.)*)"\s*\)')
 _EFFECT = re.compile(r"\b(permit|forbid)\s*\(")
 _TOKEN = re.compile(r"`([^`]+)`")
 _POLICY_N = re.compile(r"policy(\d+)")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_CONTEXT = re.compile(r"\bcontext\b")
+_ACTION_EQ = re.compile(r'\baction\s*==\s*Action::"((?:[^"\\]|\\.)*)"')
+_ACTION_LIST = re.compile(r"\baction\s+in\s*\[([^\]]*)\]")
+_ACTION_NAME = re.compile(r'Action::"((?:[^"\\]|\\.)*)"')
+
+DECISIONS = Counter(
+    "shopops_policy_decisions_total",
+    "Policy decisions, by what answered: the engine, or the cache (actions no policy reads context for)",
+    ["source"],
+)
+_FROM_CACHE = DECISIONS.labels("cache")
+_EVALUATED = DECISIONS.labels("engine")
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,78 @@ def _leading_blank_lines(statement: str) -> int:
     return count
 
 
+def _without_comments(text: str) -> str:
+    """``text`` without its ``//`` comments; a ``//`` inside a string literal stays."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            end = i + 1
+            while end < n and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[i : end + 1])
+            i = end + 1
+        elif text.startswith("//", i):
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _scope_end(text: str, start: int) -> int:
+    """Index of the ``)`` closing a policy's scope that opens before ``start`` (strings skipped)."""
+    i, depth = start, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            i += 1
+            while i < len(text) and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return len(text)
+
+
+def context_actions(sources: Sequence[PolicySource]) -> frozenset[str] | None:
+    """Actions some policy's conditions read ``context`` for; ``None`` when that may be any action.
+
+    A decision of any other action depends only on the principal (its entity: name, home region,
+    roles), the action and the resource, and may be cached. A policy that reads ``context`` and
+    names its actions (``action == Action::"a"``, ``action in [...]``) marks those; one whose scope
+    takes any action, or an action group, marks them all.
+    """
+    marked: set[str] = set()
+    for src in sources:
+        text = _without_comments(src.text)
+        # The same text with every string literal's content blanked (positions kept): keywords
+        # are looked for outside strings only.
+        code = _STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', text)
+        effect = _EFFECT.search(code)
+        if effect is None:
+            return None
+        end = _scope_end(text, effect.end())
+        scope = text[effect.end() : end]
+        if not _CONTEXT.search(code[end + 1 :]):
+            continue
+        single = _ACTION_EQ.search(scope)
+        listed = _ACTION_LIST.search(scope)
+        if single is not None:
+            marked.add(single.group(1))
+        elif listed is not None:
+            marked.update(_ACTION_NAME.findall(listed.group(1)))
+        else:
+            return None
+    return frozenset(marked)
+
+
 @dataclass(frozen=True)
 class LoadedPolicies:
     """One validated policy set and the handles decisions reuse."""
@@ -114,6 +202,8 @@ class LoadedPolicies:
     sources: tuple[PolicySource, ...]
     version: str  # digest of every file's content
     signature: tuple[tuple[str, int, int], ...]  # (file, size, mtime_ns) to notice changes
+    #: :func:`context_actions` of ``sources``: decisions of the other actions are cacheable.
+    context_actions: frozenset[str] | None = None
 
     def source(self, internal_id: str) -> PolicySource | None:
         match = _POLICY_N.fullmatch(internal_id)
@@ -201,14 +291,20 @@ def load_policies(directory: Path) -> LoadedPolicies:
             raise PolicyLoadError(
                 "; ".join(problems), hint=f"the policy does not match the schema in {SCHEMA_FILE}"
             )
-    return LoadedPolicies(policy_set, tuple(sources), digest.hexdigest()[:16], signature)
+    return LoadedPolicies(
+        policy_set, tuple(sources), digest.hexdigest()[:16], signature, context_actions(sources)
+    )
 
 
 class PolicyEngine:
     """Decisions over the current policy set of a directory; reloads it when its files change."""
 
     def __init__(
-        self, directory: Path, reload_interval_s: float = 2.0, entity_cache_size: int = 4096
+        self,
+        directory: Path,
+        reload_interval_s: float = 2.0,
+        entity_cache_size: int = 4096,
+        decision_cache_size: int = 4096,
     ) -> None:
         self.directory = directory
         self.reload_interval_s = reload_interval_s
@@ -217,6 +313,9 @@ class PolicyEngine:
         self._checked_at = time.monotonic()
         self._entities: OrderedDict[Principal, Any] = OrderedDict()
         self._entity_cache_size = entity_cache_size
+        #: ``(policy version, principal, action, resource) -> Decision`` of context-free actions.
+        self._decisions: dict[tuple[str, Principal, str, EntityRef], Decision] = {}
+        self._decision_cache_size = decision_cache_size
         #: The last reload that failed: ``(signature, message)``; not retried until the files change.
         self.last_error: str | None = None
         self._failed_signature: tuple[tuple[str, int, int], ...] | None = None
@@ -237,6 +336,7 @@ class PolicyEngine:
         with self._lock:
             self._current = loaded
             self.last_error, self._failed_signature = None, None
+            self._decisions = {}  # keyed by version too: this only frees the old set's entries
         return loaded
 
     def maybe_reload(self) -> tuple[LoadedPolicies, str | None] | None:
@@ -276,6 +376,30 @@ class PolicyEngine:
     ) -> Decision:
         """Is ``principal`` allowed ``action`` on ``resource`` in ``context``? Default deny."""
         current = self._current
+        key = None
+        if current.context_actions is not None and action not in current.context_actions:
+            key = (current.version, principal, action, resource)
+            cached = self._decisions.get(key)
+            if cached is not None:
+                _FROM_CACHE.inc()
+                return cached
+        decision = self._evaluate(current, principal, action, resource, context)
+        _EVALUATED.inc()
+        if key is not None:
+            decisions = self._decisions
+            if len(decisions) >= self._decision_cache_size:
+                decisions.clear()  # many principals at once: start over rather than track recency
+            decisions[key] = decision
+        return decision
+
+    def _evaluate(
+        self,
+        current: LoadedPolicies,
+        principal: Principal,
+        action: str,
+        resource: EntityRef,
+        context: Mapping[str, Any] | None,
+    ) -> Decision:
         request = {
             "principal": principal.uid,
             "action": {"type": "Action", "id": action},

@@ -72,6 +72,7 @@ class GovernanceService:
         key_cache_ttl_s: float = 5.0,
         audit_log_lines: bool = True,
         clock: Callable[[], int] = wall_clock_ms,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         self.audit = audit
@@ -84,6 +85,9 @@ class GovernanceService:
         self.key_cache_ttl_s = key_cache_ttl_s
         self.audit_log_lines = audit_log_lines
         self.clock = clock
+        self.monotonic = monotonic
+        #: ``key id -> (looked up at, record)``: the key store is asked at most once per
+        #: ``key_cache_ttl_s`` per key; the secret is still checked against the record every time.
         self._key_cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
         self._cache_lock = threading.Lock()
         self.data = DataAccess(engine, load_tags(engine.directory / DATA_FILE), self.record)
@@ -195,7 +199,7 @@ class GovernanceService:
     # --- authentication ------------------------------------------------------------------------
 
     def _key(self, key_id: str) -> ApiKeyRecord | None:
-        now = time.monotonic()
+        now = self.monotonic()
         cached = self._key_cache.get(key_id)
         if cached is not None and now - cached[0] < self.key_cache_ttl_s:
             return cached[1]

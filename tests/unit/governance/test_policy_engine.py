@@ -7,10 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from shopops.governance.errors import PolicyLoadError
 from shopops.governance.model import EntityRef, make_principal
-from shopops.governance.policy import PolicyEngine, default_policy_dir, load_policies, split_statements
+from shopops.governance.policy import (
+    PolicyEngine,
+    PolicySource,
+    context_actions,
+    default_policy_dir,
+    load_policies,
+    split_statements,
+)
 from shopops.governance.testing import run_cases
 
 SUPPORT = make_principal("user", "sam", ["support"], "vn")
@@ -114,3 +122,108 @@ def test_changed_policies_apply_without_restart(policy_dir: Path) -> None:
     decision = engine.decide(SUPPORT, *write)
     assert decision.allowed
     assert decision.reasons == ("support-fixes-stock",)
+
+
+# --- cached decisions -----------------------------------------------------------------------------
+
+
+def _decisions(source: str) -> float:
+    value = REGISTRY.get_sample_value("shopops_policy_decisions_total", {"source": source})
+    return value or 0.0
+
+
+def test_only_actions_whose_policies_read_context_are_left_uncached() -> None:
+    loaded = load_policies(default_policy_dir())
+    # The shipped policies read context for these; route decisions (read, write) depend on nothing
+    # but the principal, the action and the API area.
+    assert loaded.context_actions == frozenset({"read_pii", "promote", "call_tool", "send_pii"})
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ('permit (principal, action == Action::"read", resource) when { context.path == "/x" };', {"read"}),
+        (
+            'forbid (principal, action in [Action::"read", Action::"write"], resource)\n'
+            'unless { context.method == "GET" };',
+            {"read", "write"},
+        ),
+        ('permit (principal, action, resource) when { context.method == "GET" };', None),
+        # Reading a word "context" in a string is not reading the context.
+        ('permit (principal, action == Action::"read", resource == Api::"context");', set()),
+        (
+            'permit (principal, action == Action::"read", resource) when { resource == Api::"context" };',
+            set(),
+        ),
+        (
+            'permit (principal, action == Action::"write", resource)\n'
+            'when { resource == Api::"a//b" && context.method == "PUT" };',
+            {"write"},
+        ),
+        ('permit (principal, action == Action::"read", resource) // when { context.x }\n;', set()),
+        (
+            '@id("permit (principal, action, resource) when { context }")\n'
+            'permit (principal, action == Action::"promote", resource) when { context.alias == "x" };',
+            {"promote"},
+        ),
+    ],
+    ids=[
+        "one-action",
+        "action-list",
+        "any-action",
+        "string-in-scope",
+        "string-in-condition",
+        "slashes-in-a-string",
+        "commented-out",
+        "annotation",
+    ],
+)
+def test_context_reading_policies_are_found(policy: str, expected: set[str] | None) -> None:
+    sources = (PolicySource("p", "x.cedar", 1, policy),)
+    found = context_actions(sources)
+    assert found == (None if expected is None else frozenset(expected))
+
+
+def test_a_route_decision_comes_from_the_cache_the_second_time() -> None:
+    engine = PolicyEngine(default_policy_dir())
+    first = engine.decide(SUPPORT, *READ_EVENTS)
+    cached, evaluated = _decisions("cache"), _decisions("engine")
+    other_path = {"method": "GET", "path": "/v1/events/x"}
+    again = engine.decide(SUPPORT, "read", EntityRef("Api", "events"), other_path)
+    assert again == first
+    assert (_decisions("cache"), _decisions("engine")) == (cached + 1, evaluated)
+    # Another principal with the same name but other roles is another entity: evaluated anew.
+    other = make_principal("user", "sam", ["finance"], "vn")
+    assert engine.decide(other, *READ_EVENTS).reasons == ("finance-reads-events-and-reconciliation",)
+    assert _decisions("engine") == evaluated + 1
+
+
+def test_decisions_that_depend_on_context_are_evaluated_every_time() -> None:
+    engine = PolicyEngine(default_policy_dir())
+    finance = make_principal("user", "fay", ["finance"], "vn")
+    resource = EntityRef("Dataset", "shop.customers")
+    here = {"column": "email", "tag": "pii", "dataset_region": "vn"}
+    elsewhere = {**here, "dataset_region": "sg"}
+    evaluated = _decisions("engine")
+    assert engine.decide(finance, "read_pii", resource, here).allowed
+    assert not engine.decide(finance, "read_pii", resource, elsewhere).allowed
+    assert engine.decide(finance, "read_pii", resource, here).allowed
+    assert _decisions("engine") == evaluated + 3
+
+
+def test_a_policy_change_is_never_answered_from_the_cache(policy_dir: Path) -> None:
+    engine = PolicyEngine(policy_dir, reload_interval_s=0)
+    write = ("write", EntityRef("Api", "inventory"), {"method": "PUT", "path": "/v1/inventory/stock"})
+    assert not engine.decide(SUPPORT, *write).allowed
+    assert not engine.decide(SUPPORT, *write).allowed  # cached
+    time.sleep(0.01)  # a distinct modification time
+    (policy_dir / "extra.cedar").write_text(
+        '@id("support-fixes-stock-on-put")\npermit (principal in Role::"support", action == Action::"write", '
+        'resource == Api::"inventory") when { context.method == "PUT" };\n'
+    )
+    assert engine.maybe_reload() is not None
+    assert engine.policies.context_actions is not None
+    assert "write" in engine.policies.context_actions  # now it depends on the request
+    assert engine.decide(SUPPORT, *write).allowed
+    post = ("write", EntityRef("Api", "inventory"), {"method": "POST", "path": "/v1/inventory/stock"})
+    assert not engine.decide(SUPPORT, *post).allowed

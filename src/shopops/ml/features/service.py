@@ -8,7 +8,9 @@ Training and serving depend on this module only::
     tf = service.training_frame("fraud")        # point-in-time correct, through Feast
     service.online_features("fraud", {"customer_id": ..., "device_id": ..., "card_fingerprint": ...})
 
-Feast is imported on first use, never at import time.
+Feast is imported on first use, never at import time. Feast writes the online store (apply,
+materialize, push); online reads go straight to the rows Feast wrote (one round trip, decoded with
+Feast's own helpers) unless ``direct_reads`` is off, when they go through ``get_online_features``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +49,7 @@ from shopops.ml.features.model import (
     use_case,
     views_of,
 )
-from shopops.ml.features.port import OnlineStoreBackend
+from shopops.ml.features.port import OnlineReader, OnlineStoreBackend
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,6 +142,7 @@ class FeatureService:
         catalog: Callable[[], Catalog],
         event_log: Callable[[], contextlib.AbstractContextManager[EventLog]] | None = None,
         truth_dir: Path | None = None,
+        direct_reads: bool = True,
     ) -> None:
         self.project = project
         self.repo_dir = repo_dir
@@ -157,6 +160,9 @@ class FeatureService:
         )
         self._services: dict[str, Any] = {}
         self._applied = False
+        self.direct_reads = direct_reads
+        self._reader: OnlineReader | None = None
+        self._reader_lock = threading.Lock()
 
     # --- Feast ---------------------------------------------------------------------------------
 
@@ -203,6 +209,8 @@ class FeatureService:
             self.store.apply(objects)
         self._applied = True
         self._services.clear()
+        # Table names come from the registry: the next read builds its reader anew.
+        self._reader = None
         return ApplyReport(
             project=self.project,
             entities=[e.name for e in ENTITIES],
@@ -400,37 +408,99 @@ class FeatureService:
         case = use_case(use_case_name)
         request = parse_request(case, entity, int(time.time() * 1000))
         self._ensure_applied()
-        given = set(request.keys)
-        wanted = [v for v in views_of(case) if set(VIEW_BY_NAME[v].join_keys) <= given]
-        if len(wanted) == len(views_of(case)):
-            features: Any = self._feature_service(case)
-        else:
-            features = [ref for ref in case.refs if ref.split(":", 1)[0] in wanted]
-        row = {k: v for k, v in request.keys.items() if any(k in VIEW_BY_NAME[w].join_keys for w in wanted)}
+        given = request.keys.keys()
+        wanted = [view for view, keys in _views(case.name) if keys <= given]
         fetched: dict[str, float | None] = {}
-        if features:
-            try:
-                with self._online_lock:
-                    result = self.store.get_online_features(
-                        features=features, entity_rows=[row], full_feature_names=True
-                    ).to_dict()
-            except Exception as exc:  # Feast wraps connection failures in many types
-                if isinstance(exc, InvalidInputError | NotFoundError):
-                    raise
-                raise BackendUnavailableError(
-                    f"the online store ({self.online_store.describe()}) failed: {exc}",
-                    hint="check the online store, or re-run `shopops features apply`",
-                ) from exc
-            for name in _fetched_names(case):
-                values = result.get(name)
-                value = values[0] if values else None
-                fetched[name] = None if value is None else float(value)
+        if wanted:
+            reader = self._direct_reader()
+            if reader is not None:
+                fetched = self._read_direct(reader, case, wanted, request.keys)
+            else:
+                fetched = self._read_feast(case, wanted, request.keys)
         values = derive_values(case, fetched, request.at_ms)
         missing = [name for name, value in values.items() if value is None]
+        missing_total, latency = _metrics(case.name)
         if missing:
-            ONLINE_MISSING.labels(case.name).inc(len(missing))
-        ONLINE_LATENCY.labels(case.name).observe(time.perf_counter() - started)
+            missing_total.inc(len(missing))
+        latency.observe(time.perf_counter() - started)
         return OnlineFeatures(values, missing)
+
+    def open_online(self) -> None:
+        """Open the Feast store and the online reader now (imports Feast: about a second), so the
+        first online request does not pay for it."""
+        self._ensure_applied()
+        if self.direct_reads:
+            self._direct_reader()
+            _decode(b"")  # the decoding helpers are imported on first use
+
+    def _read_feast(
+        self, case: UseCaseDef, wanted: Sequence[str], keys: Mapping[str, str]
+    ) -> dict[str, float | None]:
+        """The ``wanted`` views' values through Feast's ``get_online_features``."""
+        features: Any
+        if len(wanted) == len(views_of(case)):
+            features = self._feature_service(case)
+        else:
+            features = [ref for ref in case.refs if ref.split(":", 1)[0] in wanted]
+        row = {k: v for k, v in keys.items() if any(k in VIEW_BY_NAME[w].join_keys for w in wanted)}
+        try:
+            with self._online_lock:
+                result = self.store.get_online_features(
+                    features=features, entity_rows=[row], full_feature_names=True
+                ).to_dict()
+        except Exception as exc:  # Feast wraps connection failures in many types
+            if isinstance(exc, InvalidInputError | NotFoundError):
+                raise
+            raise BackendUnavailableError(
+                f"the online store ({self.online_store.describe()}) failed: {exc}",
+                hint="check the online store, or re-run `shopops features apply`",
+            ) from exc
+        fetched: dict[str, float | None] = {}
+        for name in _fetched_names(case):
+            values = result.get(name)
+            value = values[0] if values else None
+            fetched[name] = None if value is None else float(value)
+        return fetched
+
+    def _direct_reader(self) -> OnlineReader | None:
+        if not self.direct_reads:
+            return None
+        reader = self._reader
+        if reader is None:
+            with self._reader_lock:
+                reader = self._reader
+                if reader is None:
+                    with _quiet():
+                        reader = self.online_store.reader(
+                            self.store, {v.name: v.feature_names for v in VIEWS}
+                        )
+                    if reader is None:  # this store is read through Feast
+                        self.direct_reads = False
+                        return None
+                    self._reader = reader
+        return reader
+
+    def _read_direct(
+        self, reader: OnlineReader, case: UseCaseDef, wanted: Sequence[str], keys: Mapping[str, str]
+    ) -> dict[str, float | None]:
+        """What ``get_online_features`` returns for ``wanted`` views, read from the rows Feast wrote.
+
+        The views have no TTL (``repo.py``), so the value stored is the value served, as in Feast.
+        """
+        lookups = [(view, _entity_key(_JOIN_KEYS[view], keys)) for view in wanted]
+        try:
+            stored = reader.read(lookups)
+        except Exception as exc:  # sqlite3 and redis-py errors alike: the store did not answer
+            raise BackendUnavailableError(
+                f"the online store ({self.online_store.describe()}) failed: {exc}",
+                hint="check the online store, or re-run `shopops features apply`",
+            ) from exc
+        fetched: dict[str, float | None] = {}
+        for view, values in zip(wanted, stored, strict=True):
+            for feature, name in _view_refs(case.name, view):
+                blob = values.get(feature)
+                fetched[name] = None if blob is None else _decode(blob)
+        return fetched
 
     def push(self, view: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Write rows of a push view to the online store (latest value per key wins)."""
@@ -486,6 +556,10 @@ class FeatureService:
         }
 
     def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = None
         with self._store_lock:
             self._store = None
 
@@ -497,6 +571,57 @@ def _moment(us: int) -> datetime:
 @cache
 def _fetched_names(case: UseCaseDef) -> tuple[str, ...]:
     return tuple(ref.replace(":", "__") for ref in case.refs)
+
+
+_JOIN_KEYS = {v.name: v.join_keys for v in VIEWS}
+
+
+# Keyed by the use case's name: hashing the definition itself hashes every field.
+@cache
+def _views(case: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The use case's views, each with the set of its join keys."""
+    return tuple((view, frozenset(_JOIN_KEYS[view])) for view in views_of(use_case(case)))
+
+
+@cache
+def _metrics(case: str) -> tuple[Any, Any]:
+    """The use case's children of ``ONLINE_MISSING`` and ``ONLINE_LATENCY`` (looked up once)."""
+    return ONLINE_MISSING.labels(case), ONLINE_LATENCY.labels(case)
+
+
+@cache
+def _view_refs(case: str, view: str) -> tuple[tuple[str, str], ...]:
+    """``(feature, fetched name)`` of the use case's references to ``view``."""
+    prefix = f"{view}:"
+    refs = use_case(case).refs
+    return tuple((ref[len(prefix) :], ref.replace(":", "__")) for ref in refs if ref.startswith(prefix))
+
+
+def _entity_key(join_keys: tuple[str, ...], keys: Mapping[str, str]) -> bytes:
+    """The online store's key of one view's entity: Feast's ``serialize_entity_key`` (version 3)."""
+    return _serialized_key(join_keys, tuple(keys[k] for k in join_keys))
+
+
+# Both caches hold pure functions of their arguments (the same key or bytes always give the same
+# answer), so they never serve a stale value; they only skip rebuilding protobuf messages.
+@lru_cache(maxsize=65_536)
+def _serialized_key(join_keys: tuple[str, ...], values: tuple[str, ...]) -> bytes:
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    key = EntityKey(join_keys=list(join_keys), entity_values=[Value(string_val=v) for v in values])
+    return serialize_entity_key(key, entity_key_serialization_version=3)
+
+
+@lru_cache(maxsize=65_536)
+def _decode(blob: bytes) -> float | None:
+    """A stored ``ValueProto`` as Feast's ``get_online_features`` returns it, as a float."""
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import feast_value_type_to_python_type
+
+    value = feast_value_type_to_python_type(Value.FromString(blob))
+    return None if value is None else float(value)
 
 
 def _strings(values: Sequence[str]) -> Any:

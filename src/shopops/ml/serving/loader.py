@@ -2,8 +2,9 @@
 
 A version's run holds ``model/`` (the MLflow model, with its signature) and ``shopops/`` (the
 boosters as LightGBM text, metadata: features in order, defaults, the training profile). Both are
-downloaded once per version into a local cache; serving then calls ``Booster.predict`` on a NumPy
-row (~tens of microseconds) instead of a pyfunc (~milliseconds).
+downloaded once per version into a local cache; serving then predicts a NumPy row through
+LightGBM's single-row fast path (:mod:`~shopops.ml.serving.predictor`, ~0.1 ms) instead of a pyfunc
+(~milliseconds).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import orjson
 
 from shopops.core.errors import ConflictError
+from shopops.ml.serving.predictor import RowPredictor
 from shopops.ml.tracking.service import Tracking
 from shopops.ml.training.service import HOLDOUT, META_DIR, METADATA, MODEL_DIR
 from shopops.ml.training.usecase import UseCase, get_use_case
@@ -43,6 +45,9 @@ class LoadedModel:
     defaults: np.ndarray
     metadata: dict[str, Any]
     path: Path
+    #: Per output: one-row predictions, and one-row SHAP contributions (the reasons).
+    predictors: dict[str, RowPredictor] = field(default_factory=dict)
+    contributions: dict[str, RowPredictor] = field(default_factory=dict)
 
     @property
     def default_map(self) -> dict[str, float]:
@@ -150,4 +155,6 @@ def load_model(
         defaults=defaults,
         metadata=meta,
         path=path,
+        predictors={output: RowPredictor(b) for output, b in boosters.items()},
+        contributions={output: RowPredictor(b, contrib=True) for output, b in boosters.items()},
     )

@@ -12,20 +12,20 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import Counter
+from prometheus_client import Counter as MetricCounter
 
 from shopops.core.logging import get_logger
 
 log = get_logger(__name__)
 
-LOGGED = Counter(
+LOGGED = MetricCounter(
     "shopops_ml_predictions_logged_total", "Predictions written to the prediction log", ["use_case"]
 )
 
@@ -133,8 +133,8 @@ class PredictionLog:
             except sqlite3.Error:
                 self._queue.extendleft(reversed(taken))  # nothing lost: back at the head, in order
                 raise
-            for p in taken:
-                LOGGED.labels(p.use_case).inc()
+            for use_case, n in Counter(p.use_case for p in taken).items():
+                LOGGED.labels(use_case).inc(n)
             return len(taken)
 
     @property

@@ -25,6 +25,7 @@ def build_app(settings_data: dict[str, Any]) -> Any:
 
     from shopops.bootstrap import build_features, build_governance, build_serving
     from shopops.core.errors import ShopopsError
+    from shopops.core.heap import settle_heap
     from shopops.core.settings import Settings
     from shopops.governance.api import GovernanceMiddleware
     from shopops.ml.serving.api import router
@@ -42,6 +43,7 @@ def build_app(settings_data: dict[str, Any]) -> Any:
     app.state.governance = build_governance(settings)
     app.state.features = features
     app.state.ml_serving = build_serving(settings, features).start()
+    settle_heap("scoring replica built")
     return app
 
 

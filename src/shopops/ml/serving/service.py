@@ -3,7 +3,7 @@
 The hot path holds no MLflow and no pandas: the champion of each use case is a :class:`LoadedModel`
 (native LightGBM boosters) in a slot that a background thread swaps atomically when the registry's
 ``champion`` alias moves. Fraud reasons are the largest positive SHAP contributions, computed by
-LightGBM itself (``pred_contrib=True``: exact TreeSHAP, one call that also gives the score).
+LightGBM itself (exact TreeSHAP, one single-row call whose sum is also the score's log-odds).
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class OnlineFeatureSource(Protocol):
     def online_features(self, use_case: str, entity: dict[str, str]) -> Any: ...
 
     def feature_names(self, use_case: str) -> list[str]: ...
+
+    def open_online(self) -> None: ...
 
 
 @dataclass
@@ -183,13 +185,17 @@ class ServingService:
         self.reasons = reasons
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
+        # The online features of a use case always come in its feature order: the names are fixed.
+        self._identity: dict[tuple[str, str], list[str]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self, *, wait: bool = True) -> ServingService:
-        """Load the champions (now, or with ``wait=False`` in the background), then watch for
-        alias moves every ``reload_interval_s``."""
+        """Load the champions and open the online store (now, or with ``wait=False`` in the
+        background), then watch for alias moves every ``reload_interval_s``."""
         if wait:
+            self.features.open_online()
             self.slots.refresh()
         self._thread = threading.Thread(
             target=self._watch, args=(not wait,), name="champion-watch", daemon=True
@@ -200,6 +206,7 @@ class ServingService:
     def _watch(self, first: bool) -> None:
         if first:
             try:
+                self.features.open_online()
                 self.slots.refresh()
             except Exception as exc:
                 log.error("champion refresh failed", error=str(exc))
@@ -265,12 +272,12 @@ class ServingService:
                 defaults[name] = float(model.defaults[i])
             else:
                 row[i] = found
-        matrix = row.reshape(1, -1)
         outputs: dict[str, float] = {}
         reasons: list[dict[str, Any]] = []
         if use_case == "fraud":
-            # One thread: on a single row LightGBM's OpenMP start-up costs 30x the prediction itself.
-            contrib = model.boosters["score"].predict(matrix, pred_contrib=True, num_threads=1)[0]
+            # One thread (on one row LightGBM's OpenMP start-up costs 30x the prediction itself), one
+            # call: the contributions are the reasons, and their sum is the log-odds of the score.
+            contrib = model.contributions["score"].predict(row)
             outputs["score"] = float(1.0 / (1.0 + math.exp(-float(contrib.sum()))))
             if self.reasons:
                 order = np.argsort(-contrib[:-1], kind="stable")[: self.reasons]
@@ -286,8 +293,7 @@ class ServingService:
                 ]
         else:
             raw = {
-                name: model.use_case.transform(name, b.predict(matrix, num_threads=1))
-                for name, b in model.boosters.items()
+                name: model.use_case.transform(name, p.predict(row)) for name, p in model.predictors.items()
             }
             for name, predicted in model.use_case.consistent(raw).items():
                 outputs[f"{name}_hours"] = float(predicted[0])
@@ -303,10 +309,11 @@ class ServingService:
             reasons=reasons,
             latency_us=latency_us,
         )
-        PREDICTIONS.labels(use_case, str(model.version)).inc()
+        predictions, defaulted, latency = self._metrics(use_case, model.version)
+        predictions.inc()
         if defaults:
-            DEFAULTED.labels(use_case).inc(len(defaults))
-        LATENCY.labels(use_case).observe(latency_us / 1e6)
+            defaulted.inc(len(defaults))
+        latency.observe(latency_us / 1e6)
         if self.prediction_log is not None:
             self.prediction_log.append(
                 Prediction(
@@ -324,6 +331,27 @@ class ServingService:
             )
         return scored
 
+    def _metrics(self, use_case: str, version: int) -> tuple[Any, Any, Any]:
+        """The metric children of a use case and version (label lookups cost more than the update)."""
+        found = self._children.get((use_case, version))
+        if found is None:
+            found = (
+                PREDICTIONS.labels(use_case, str(version)),
+                DEFAULTED.labels(use_case),
+                LATENCY.labels(use_case),
+            )
+            self._children[(use_case, version)] = found
+        return found
+
+    def _identity_features(self, use_case: str, key: str, values: Mapping[str, float | None]) -> list[str]:
+        """The features of the view that tells whether ``key`` names a known entity."""
+        found = self._identity.get((use_case, key))
+        if found is None:
+            prefix = f"{IDENTITY_VIEWS[use_case][key]}__"
+            found = [n for n in values if n.startswith(prefix)]
+            self._identity[(use_case, key)] = found
+        return found
+
     def _check_known(
         self,
         use_case: str,
@@ -332,11 +360,10 @@ class ServingService:
         missing: set[str],
         overrides: Mapping[str, float],
     ) -> None:
-        for key, view in IDENTITY_VIEWS.get(use_case, {}).items():
+        for key in IDENTITY_VIEWS.get(use_case, {}):
             if key not in keys:
                 continue
-            prefix = f"{view}__"
-            names = [n for n in values if n.startswith(prefix)]
+            names = self._identity_features(use_case, key, values)
             if names and all(n in missing for n in names) and not any(n in overrides for n in names):
                 what = ENTITY_NAMES.get(key, key)
                 label = keys[key] if key != "carrier" else f"{keys['carrier']} on route {keys.get('route')}"

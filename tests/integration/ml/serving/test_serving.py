@@ -65,6 +65,11 @@ def test_fraud_score_with_reasons_from_online_features(serving: Serving, trained
     model = serving.service.slots.get("fraud")
     row = [[body_features(serving, body)[f] for f in model.features]]
     assert body["score"] == pytest.approx(float(model.boosters["score"].predict(row)[0]), rel=1e-9)
+    # The reasons are the largest positive contributions of LightGBM's own TreeSHAP.
+    contrib = model.boosters["score"].predict(row, pred_contrib=True)[0][:-1]
+    top = sorted((j for j in range(len(contrib)) if contrib[j] > 0), key=lambda j: -contrib[j])[:3]
+    assert [r["feature"] for r in body["reasons"]] == [model.features[j] for j in top]
+    assert [r["contribution"] for r in body["reasons"]] == [round(float(contrib[j]), 6) for j in top]
 
 
 def body_features(serving: Serving, body: dict[str, Any]) -> dict[str, float]:
@@ -110,6 +115,21 @@ def test_bad_input_answers_404_or_422_with_the_reason(serving: Serving, trained:
     assert "unknown order" in no_order.json()["message"]
     missing = serving.client.post("/v1/score/fraud", json={"customer_id": row.customer_id})
     assert missing.status_code == 422
+    assert {tuple(e["loc"]) for e in missing.json()["detail"]} == {
+        ("body", "device_id"),
+        ("body", "card_fingerprint"),
+    }
+    extra = serving.client.post("/v1/score/fraud", json=_fraud_body(row, amount=3))
+    assert extra.status_code == 422
+    assert [tuple(e["loc"]) for e in extra.json()["detail"]] == [("body", "amount")]
+    malformed = serving.client.post(
+        "/v1/score/fraud", content=b'{"customer_id": ', headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 422
+    assert malformed.json()["detail"][0]["type"] == "json_invalid"
+    bad_id = serving.client.post("/v1/predict/eta", json={"carrier": "bad carrier!", "route": "domestic"})
+    assert bad_id.status_code == 422
+    assert bad_id.json()["detail"][0]["loc"] == ["body", "carrier"]
     bad_feature = serving.client.post("/v1/score/fraud", json=_fraud_body(row, features={"nope": 1.0}))
     assert bad_feature.status_code == 422
     assert "unknown feature(s) for fraud: nope" in bad_feature.json()["message"]
@@ -123,6 +143,14 @@ def test_bad_input_answers_404_or_422_with_the_reason(serving: Serving, trained:
         "/v1/score/fraud", json=_fraud_body(row), headers=serving.as_role("support")
     )
     assert forbidden.status_code == 403
+
+
+def test_the_scoring_routes_document_their_request_bodies(serving: Serving) -> None:
+    paths = serving.client.get("/openapi.json").json()["paths"]
+    for path, fields in (("/v1/score/fraud", "card_fingerprint"), ("/v1/predict/eta", "carrier")):
+        body = paths[path]["post"]["requestBody"]
+        assert body["required"] is True
+        assert fields in body["content"]["application/json"]["schema"]["required"]
 
 
 def test_missing_features_take_documented_defaults_and_are_flagged(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
 from shopops.core.errors import BackendUnavailableError
 from shopops.core.registry import BackendConfig
-from shopops.ml.features.port import OnlineStoreBackend
+from shopops.ml.features.port import OnlineReader, OnlineStoreBackend
 
 
 class RedisOnlineStore(OnlineStoreBackend):
@@ -68,3 +69,44 @@ class RedisOnlineStore(OnlineStoreBackend):
                 f"the Redis online store at {self.describe()} does not answer: {exc}",
                 hint="start Redis or fix ml.features.online_store.connection_string",
             ) from exc
+
+    def reader(self, store: Any, views: Mapping[str, Sequence[str]]) -> OnlineReader:
+        from feast.infra.online_stores.helpers import compute_versioned_name
+        from feast.infra.online_stores.redis import RedisOnlineStore as FeastRedis
+
+        versioned = bool(store.config.registry.enable_online_feature_view_versioning)
+        names = {name: compute_versioned_name(store.get_feature_view(name), versioned) for name in views}
+        # Feast's own client construction: plain Redis, cluster and Sentinel alike.
+        client = FeastRedis()._get_client(store.config.online_store)
+        return RedisOnlineReader(client, store.config.project, names, views)
+
+
+class RedisOnlineReader(OnlineReader):
+    """Reads Feast's Redis hashes: one per entity key (``serialized key + project``), one field per
+    feature (``murmur3("<view>:<feature>")``), all views of a request in one pipeline."""
+
+    def __init__(
+        self, client: Any, project: str, names: Mapping[str, str], views: Mapping[str, Sequence[str]]
+    ) -> None:
+        from feast.infra.online_stores.helpers import _mmh3
+
+        self.client = client
+        self.suffix = project.encode()
+        self.fields: dict[str, tuple[list[bytes], tuple[str, ...]]] = {
+            view: ([_mmh3(f"{names[view]}:{f}") for f in features], tuple(features))
+            for view, features in views.items()
+        }
+
+    def read(self, lookups: Sequence[tuple[str, bytes]]) -> list[dict[str, bytes]]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for view, key in lookups:
+                pipe.hmget(key + self.suffix, self.fields[view][0])
+            replies = pipe.execute()
+        out: list[dict[str, bytes]] = []
+        for (view, _), values in zip(lookups, replies, strict=True):
+            names = self.fields[view][1]
+            out.append({name: value for name, value in zip(names, values, strict=True) if value is not None})
+        return out
+
+    def close(self) -> None:
+        self.client.close()
