@@ -27,7 +27,7 @@ def _lineage_link(name: str) -> str:
 @router.get("/data", response_class=HTMLResponse)
 def data_page(request: Request) -> HTMLResponse:
     """Contracts with their latest whole-table check, and the catalog's datasets by kind."""
-    from shopops.quality.api import _service as quality_service
+    from shopops.quality.api import quality_service
 
     platform = request.app.state.platform
     try:

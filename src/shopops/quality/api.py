@@ -8,11 +8,11 @@ pool.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from shopops.api.state import app_service
 from shopops.quality.compile import compile_checks
 from shopops.quality.contracts import lint_texts
 
@@ -20,34 +20,30 @@ if TYPE_CHECKING:
     from shopops.quality.service import QualityService
 
 router = APIRouter(prefix="/v1/quality", tags=["quality"])
-_LOCK = threading.Lock()
 #: Largest contract body ``POST /v1/quality/lint`` reads.
 MAX_CONTRACT_BYTES = 1_048_576
 
 
-def _service(request: Request) -> QualityService:
-    state = request.app.state
-    service: QualityService | None = getattr(state, "quality", None)
-    if service is None:
-        with _LOCK:
-            service = getattr(state, "quality", None)
-            if service is None:
-                from shopops.bootstrap import build_quality
+def quality_service(request: Request) -> QualityService:
+    """The app's quality service (built on first use)."""
+    return app_service(request, "quality", _build_quality)
 
-                platform = state.platform
-                service = build_quality(platform.settings, registry=lambda: platform.schema_client)
-                state.quality = service
-    return service
+
+def _build_quality(state: Any) -> QualityService:
+    from shopops.bootstrap import build_quality
+
+    platform = state.platform
+    return build_quality(platform.settings, registry=lambda: platform.schema_client)
 
 
 @router.get("/contracts", summary="Every data contract: dataset, owner, version, columns, PII, freshness")
 def list_contracts(request: Request) -> list[dict[str, Any]]:
-    return [c.summary() for c in _service(request).contracts()]
+    return [c.summary() for c in quality_service(request).contracts()]
 
 
 @router.get("/contracts/{dataset}", summary="One contract: its summary, the checks it compiles to, the file")
 def get_contract(request: Request, dataset: str) -> dict[str, Any]:
-    contract = _service(request).contract(dataset)
+    contract = quality_service(request).contract(dataset)
     checks = [
         {
             "check": s.name,
@@ -72,12 +68,12 @@ def list_runs(
     failed: Annotated[bool, Query(description="Only runs with a failed check")] = False,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
 ) -> list[dict[str, Any]]:
-    return _service(request).runs(dataset, mode=mode, failed_only=failed, limit=limit)
+    return quality_service(request).runs(dataset, mode=mode, failed_only=failed, limit=limit)
 
 
 @router.get("/runs/{run_id}", summary="One run with the outcome of every check")
 def get_run(request: Request, run_id: str) -> dict[str, Any]:
-    return _service(request).run(run_id)
+    return quality_service(request).run(run_id)
 
 
 @router.get("/runs/{run_id}/failures", summary="The failing rows a run sampled: check, key and reason")
@@ -87,7 +83,7 @@ def get_failures(
     check: Annotated[str | None, Query(description="Only this check")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> list[dict[str, Any]]:
-    return _service(request).failures(run_id, check, limit)
+    return quality_service(request).failures(run_id, check, limit)
 
 
 @router.get("/datasets", summary="The newest run of every dataset")
@@ -95,7 +91,7 @@ def list_datasets(
     request: Request,
     mode: Annotated[Literal["batch", "table"] | None, Query(description="batch or table runs")] = "table",
 ) -> list[dict[str, Any]]:
-    return _service(request).latest(mode)
+    return quality_service(request).latest(mode)
 
 
 @router.get("/datasets/{dataset}/results", summary="The newest run of one dataset, every check's outcome")
@@ -104,7 +100,7 @@ def dataset_results(
     dataset: str,
     mode: Annotated[Literal["batch", "table"], Query(description="batch or table runs")] = "table",
 ) -> dict[str, Any]:
-    return _service(request).dataset_results(dataset, mode)
+    return quality_service(request).dataset_results(dataset, mode)
 
 
 @router.post("/lint", summary="Lint a contract (ODCS YAML in the body): every issue with its path and line")
@@ -119,7 +115,7 @@ async def lint(request: Request) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"the body is not UTF-8 text: {exc}") from None
     name = request.query_params.get("file", "<request>")
-    report = lint_texts([(name, text)], context=_service(request).contracts())
+    report = lint_texts([(name, text)], context=quality_service(request).contracts())
     return {
         "ok": report.ok,
         "dataset": report.contracts[0].dataset if report.contracts else None,

@@ -7,11 +7,11 @@ functions: FastAPI runs them in its thread pool and the event loop stays free.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 
+from shopops.api.state import app_service
 from shopops.core.errors import NotFoundError
 from shopops.ml.features.model import AT_KEY, USE_CASE_DEFS, USE_CASES
 
@@ -19,22 +19,17 @@ if TYPE_CHECKING:
     from shopops.ml.features.service import FeatureService
 
 router = APIRouter(prefix="/v1/features", tags=["features"])
-_build_lock = threading.Lock()
 
 
 def feature_service(request: Request) -> FeatureService:
     """The app's feature service (one per app, built from the platform's settings on first use)."""
-    state = request.app.state
-    service: FeatureService | None = getattr(state, "features", None)
-    if service is None:
-        with _build_lock:
-            service = getattr(state, "features", None)
-            if service is None:
-                from shopops.bootstrap import build_features
+    return app_service(request, "features", _build_features)
 
-                service = build_features(state.platform.settings)
-                state.features = service
-    return service
+
+def _build_features(state: Any) -> FeatureService:
+    from shopops.bootstrap import build_features
+
+    return build_features(state.platform.settings)
 
 
 @router.get("", summary="The feature views and use cases of the feature store")

@@ -7,7 +7,6 @@ and a booster call), cheaper on the event loop than the thread hop a plain funct
 from __future__ import annotations
 
 import atexit
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shopops.api.state import app_service
 from shopops.core.errors import InvalidInputError
 from shopops.core.heap import settle_heap
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from shopops.ml.serving.service import Scored, ServingService
 
 router = APIRouter(tags=["ml serving"])
-_build_lock = threading.Lock()
 
 _Id = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 
@@ -60,21 +59,18 @@ class EtaRequest(BaseModel):
 
 def serving_service(request: Request) -> ServingService:
     """The app's serving service (built on first use, sharing the app's feature store)."""
-    state = request.app.state
-    service: ServingService | None = getattr(state, "ml_serving", None)
-    if service is None:
-        with _build_lock:
-            service = getattr(state, "ml_serving", None)
-            if service is None:
-                from shopops.bootstrap import build_serving
-                from shopops.ml.features.api import feature_service
+    return app_service(request, "ml_serving", lambda state: _build_serving(request))
 
-                service = build_serving(state.platform.settings, feature_service(request)).start()
-                # The prediction log is flushed at exit however the server stops.
-                atexit.register(service.close)
-                state.ml_serving = service
-                # Feast, MLflow and LightGBM are imported now: keep full collections off them.
-                settle_heap("scoring service built")
+
+def _build_serving(request: Request) -> ServingService:
+    from shopops.bootstrap import build_serving
+    from shopops.ml.features.api import feature_service
+
+    service = build_serving(request.app.state.platform.settings, feature_service(request)).start()
+    # The prediction log is flushed at exit however the server stops.
+    atexit.register(service.close)
+    # Feast, MLflow and LightGBM are imported now: keep full collections off them.
+    settle_heap("scoring service built")
     return service
 
 
