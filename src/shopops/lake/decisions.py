@@ -35,6 +35,7 @@ from pyiceberg.types import IcebergType
 from shopops.events.model import Record
 from shopops.lake.changes import ChangeBatch, ChangeDecoder, infer_plain
 from shopops.lake.evolution import ColumnResolver
+from shopops.schemas.connect import json_kind
 
 #: ``_check`` of an event quarantined because the registry refused its schema.
 SCHEMA_CHECK = "schema"
@@ -133,18 +134,4 @@ def _present(values: list[Any] | pa.Array) -> Iterable[int]:
 
 def shape(row: Mapping[str, Any]) -> str:
     """What the registry infers a plain row's schema from: its columns and their JSON types."""
-    return ",".join(f"{name}:{_json_kind(value)}" for name, value in row.items())
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
+    return ",".join(f"{name}:{json_kind(value)}" for name, value in row.items())
