@@ -44,13 +44,15 @@ threads, as an API process does.
 - server CPU: the CPU time, over the same window, of PostgreSQL's backends connected to the bench
   database or of the whole Redis server, per operation.
 - raw script, direct: the raw loop sending ``EVALSHA`` on a connection each client thread keeps,
-  as the Redis store's hot path does; the service's ratio to it isolates what the service and its
-  scripts cost, the client library's per-call layer aside.
+  with the Redis store's own hot-path call (``shopops.inventory.backends.redis.evalsha``: the
+  command packed by hiredis in one call) and its numbers as decimal strings, as the store sends
+  them; the service's ratio to it isolates what the service and its scripts cost, the client
+  library's per-call layer aside.
 
-Targets: Redis through the service >= 0.5x the raw script loop (redis-py's ``Script`` call) at the
-same client count; PostgreSQL >= 2,000 reservations/s at 16 clients over 1,000 SKUs (a
-reservation: one successful reserve, one durable transaction; reserve + confirm is reported beside
-it); the real stores oversell 0 units.
+Targets: Redis through the service >= 0.5x the raw script loop at the same client count, read
+against "raw script, direct" (the like-for-like ceiling); PostgreSQL >= 2,000 reservations/s at 16
+clients over 1,000 SKUs (a reservation: one successful reserve, one durable transaction; reserve +
+confirm is reported beside it); the real stores oversell 0 units.
 
 Redis: 127.0.0.1:6379 (``SHOPOPS_BENCH_REDIS_URL``), keys under unique prefixes, deleted at the
 end. PostgreSQL: 127.0.0.1:5432 as user postgres (``SHOPOPS_BENCH_PG_DSN``), in a database the
@@ -95,6 +97,7 @@ from rich.table import Table
 from shopops.core.logging import configure_logging
 from shopops.core.registry import BackendSelection
 from shopops.inventory.backends import open_reservation_store
+from shopops.inventory.backends.redis import evalsha
 from shopops.inventory.model import InsufficientStockError, StockKey
 from shopops.inventory.naive import NaiveReservationStore
 from shopops.inventory.service import InventoryService
@@ -302,8 +305,8 @@ class RawDriver(Driver):
             self.connections.append(conn)
 
             def call(script: Any, args: list[Any]) -> Any:
-                conn.send_command("EVALSHA", script.sha, 0, *args)
-                return conn.read_response()
+                # The Redis store's own hot-path call, on a connection kept by this thread.
+                return evalsha(conn, script, args)
 
         else:
 
@@ -311,9 +314,10 @@ class RawDriver(Driver):
                 return script(args=args)
 
         def op(lines: list[tuple[str, str, int]], key: str) -> bool:
-            args: list[Any] = [prefix, key, len(lines)]
+            # Numbers as decimal strings, as the store sends them (hiredis packs them faster).
+            args: list[Any] = [prefix, key, str(len(lines))]
             for sku, warehouse, quantity in lines:
-                args += [f"{sku}|{warehouse}", quantity]
+                args += [f"{sku}|{warehouse}", str(quantity)]
             if not call(reserve, args):
                 return False
             if not call(confirm, [prefix, key]):
@@ -908,6 +912,8 @@ class Cell:
     ratio_vs_direct: float | None = None
     #: Median over rounds of (service run / raw run of the same round).
     paired_ratio: float | None = None
+    #: The same against the direct raw run of the round.
+    paired_ratio_direct: float | None = None
     target: str = ""
     target_met: bool | None = None
 
@@ -1103,8 +1109,12 @@ class Bench:
             ours.paired_ratio = statistics.median(
                 r[0].ops_per_s / r[1].ops_per_s for r in rounds if r[1].ops_per_s
             )
-            ours.target = f">= {REDIS_RATIO_TARGET}x raw"
-            ours.target_met = ours.ratio_vs_raw is not None and ours.ratio_vs_raw >= REDIS_RATIO_TARGET
+            ours.paired_ratio_direct = statistics.median(
+                r[0].ops_per_s / r[2].ops_per_s for r in rounds if r[2].ops_per_s
+            )
+            # Issue #4: against the raw loop sent as the store sends its scripts (like for like).
+            ours.target = f">= {REDIS_RATIO_TARGET}x direct"
+            ours.target_met = ours.ratio_vs_direct is not None and ours.ratio_vs_direct >= REDIS_RATIO_TARGET
             self.cells += [ours, base, direct]
 
     def http(self, stores: dict[str, dict[str, Any]]) -> None:
@@ -1186,6 +1196,8 @@ def ratio_text(cell: Cell) -> str:
         text += f" (paired {cell.paired_ratio:.3f}x)"
     if cell.ratio_vs_direct is not None:
         text += f"; {cell.ratio_vs_direct:.3f}x direct"
+        if cell.paired_ratio_direct is not None and len(cell.runs) > 1:
+            text += f" (paired {cell.paired_ratio_direct:.3f}x)"
     return text
 
 
@@ -1238,7 +1250,8 @@ def report(bench: Bench, plan: Plan) -> None:
         "ops/s: reservations reserved and confirmed per second (two store transactions each); "
         f"'{RESERVE_ONLY}': successful reserves per second (one transaction each, the hold kept); "
         f"Redis rows: best of {plan.redis_rounds} alternating runs of {plan.redis_duration_s:g} s; "
-        "vs raw: Redis through the service over the raw Lua loop at the same client count "
+        "vs raw: Redis through the service over the raw Lua loop at the same client count, "
+        "called through redis-py's Script and sent directly as the store sends its scripts "
         "(paired: median over rounds of service run / raw run). Server CPU: PostgreSQL's backends "
         "of the bench database, or the whole Redis server (which other clients may share)."
     )
@@ -1246,7 +1259,7 @@ def report(bench: Bench, plan: Plan) -> None:
         if cell.path == "service" and cell.backend == "redis":
             console.print(
                 f"Redis through the service / raw script at {cell.clients} clients: {ratio_text(cell)} "
-                f"(target >= {REDIS_RATIO_TARGET}x): {'met' if cell.target_met else 'missed'}"
+                f"(target >= {REDIS_RATIO_TARGET}x direct): {'met' if cell.target_met else 'missed'}"
             )
     postgres = {
         cell.path: cell

@@ -21,11 +21,10 @@ sweeper has marked it EXPIRED yet: a late sweeper can delay an event, never a sa
 
 from __future__ import annotations
 
-import itertools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -227,11 +226,17 @@ class ReservationLine:
             return value
         # The common shapes first: the abstract-class checks below cost more than the line itself.
         if type(value) is tuple and len(value) == 3:
-            return cls(value[0], value[1], value[2])
+            sku, warehouse, quantity = value
+            # _line's cache lookup inline: a call less per line of every reserve.
+            if type(sku) is str and type(warehouse) is str and type(quantity) is int:
+                line = _LINES.get(value)
+                if line is not None:
+                    return line
+            return _line(sku, warehouse, quantity)
         if type(value) is dict and len(value) == 3 and "sku" in value and "warehouse" in value:
             quantity = value.get("quantity", _MISSING)
             if quantity is not _MISSING:
-                return cls(value["sku"], value["warehouse"], quantity)
+                return _line(value["sku"], value["warehouse"], quantity)
         if isinstance(value, Mapping):
             missing = {"sku", "warehouse", "quantity"} - set(value)
             if missing:
@@ -244,6 +249,28 @@ class ReservationLine:
         )
 
 
+#: Lines already built and checked, by ``(sku, warehouse, quantity)``. Carts name the same items
+#: again and again, and building a checked line (a frozen dataclass and three checks) costs more
+#: than the rest of a reserve's client-side work; a line is immutable, so one object serves every
+#: cart. Bounded, like ``_VALID_CODES``, so that a stream of distinct lines cannot grow it forever.
+_LINES: dict[tuple[str, str, int], ReservationLine] = {}
+_LINES_MAX = 100_000
+
+
+def _line(sku: Any, warehouse: Any, quantity: Any) -> ReservationLine:
+    """``ReservationLine(sku, warehouse, quantity)``, the cached one when there is one."""
+    # Exact types only: True and 1.0 equal 1 as keys, and an unhashable value has no key at all.
+    if type(sku) is str and type(warehouse) is str and type(quantity) is int:
+        key = (sku, warehouse, quantity)
+        line = _LINES.get(key)
+        if line is None:
+            line = ReservationLine(sku, warehouse, quantity)
+            if len(_LINES) < _LINES_MAX:
+                _LINES[key] = line
+        return line
+    return ReservationLine(sku, warehouse, quantity)
+
+
 def merge_lines(lines: Iterable[ReservationLine]) -> tuple[ReservationLine, ...]:
     """Sum the lines that take the same inventory item, sorted by key.
 
@@ -252,14 +279,20 @@ def merge_lines(lines: Iterable[ReservationLine]) -> tuple[ReservationLine, ...]
     every backend checks and holds the merged lines only. The sort gives the lock order too.
     """
     given = tuple(lines)
-    keys = [(line.sku, line.warehouse) for line in given]
     # (sku, warehouse) tuples sort as StockKey does. Most carts are already distinct and sorted.
-    if all(a < b for a, b in itertools.pairwise(keys)):
+    previous = None
+    for line in given:
+        key = (line.sku, line.warehouse)
+        if previous is not None and not previous < key:
+            break
+        previous = key
+    else:
         return given
     totals: dict[tuple[str, str], int] = {}
-    for key, line in zip(keys, given, strict=True):
+    for line in given:
+        key = (line.sku, line.warehouse)
         totals[key] = totals.get(key, 0) + line.quantity
-    return tuple(ReservationLine(sku, warehouse, q) for (sku, warehouse), q in sorted(totals.items()))
+    return tuple(_line(sku, warehouse, q) for (sku, warehouse), q in sorted(totals.items()))
 
 
 class ReservationStatus(StrEnum):
@@ -327,6 +360,43 @@ class Reservation:
         )
 
 
+# Every reserve and confirm builds a Reservation. The __init__ a frozen dataclass gets sets each
+# field with object.__setattr__, a generic attribute lookup per field; setting the slots through
+# their descriptors, as below, does the same in half the instructions (the class stays frozen:
+# assignment after construction still raises).
+(
+    _SET_ID,
+    _SET_IDEMPOTENCY_KEY,
+    _SET_LINES,
+    _SET_STATUS,
+    _SET_CREATED,
+    _SET_EXPIRES,
+    _SET_UPDATED,
+) = (getattr(Reservation, f.name).__set__ for f in fields(Reservation))
+
+
+def _reservation_init(
+    self: Reservation,
+    id: str,
+    idempotency_key: str,
+    lines: tuple[ReservationLine, ...],
+    status: ReservationStatus,
+    created_at_ms: int,
+    expires_at_ms: int,
+    updated_at_ms: int,
+) -> None:
+    _SET_ID(self, id)
+    _SET_IDEMPOTENCY_KEY(self, idempotency_key)
+    _SET_LINES(self, lines)
+    _SET_STATUS(self, status)
+    _SET_CREATED(self, created_at_ms)
+    _SET_EXPIRES(self, expires_at_ms)
+    _SET_UPDATED(self, updated_at_ms)
+
+
+setattr(Reservation, "__init__", _reservation_init)  # noqa: B010 - mypy forbids assigning a method
+
+
 def lines_to_json(lines: Iterable[ReservationLine]) -> list[list[Any]]:
     """The compact form backends store: ``[[sku, warehouse, quantity], ...]``."""
     return [[line.sku, line.warehouse, line.quantity] for line in lines]
@@ -336,11 +406,19 @@ def lines_from_json(raw: Iterable[Any]) -> tuple[ReservationLine, ...]:
     """Lines from :func:`lines_to_json` output, or from a list of line dicts."""
     out: list[ReservationLine] = []
     for item in raw:
+        if type(item) is list and len(item) == 3:
+            # What lines_to_json stored (read back by orjson): the common case, checked first,
+            # with _line's cache lookup inline (a call less per line).
+            sku, warehouse, quantity = item
+            if type(sku) is str and type(warehouse) is str and type(quantity) is int:
+                line = _LINES.get((sku, warehouse, quantity))
+                out.append(line if line is not None else _line(sku, warehouse, quantity))
+                continue
         if isinstance(item, Mapping):
-            out.append(ReservationLine(str(item["sku"]), str(item["warehouse"]), int(item["quantity"])))
+            out.append(_line(str(item["sku"]), str(item["warehouse"]), int(item["quantity"])))
         else:
             sku, warehouse, quantity = item
-            out.append(ReservationLine(str(sku), str(warehouse), int(quantity)))
+            out.append(_line(str(sku), str(warehouse), int(quantity)))
     return tuple(out)
 
 
@@ -354,6 +432,18 @@ class Outcome:
 
     reservation: Reservation
     changed: bool
+
+
+# As for Reservation, above: every store call of the hot paths returns one.
+_SET_RESERVATION, _SET_CHANGED = (getattr(Outcome, f.name).__set__ for f in fields(Outcome))
+
+
+def _outcome_init(self: Outcome, reservation: Reservation, changed: bool) -> None:
+    _SET_RESERVATION(self, reservation)
+    _SET_CHANGED(self, changed)
+
+
+setattr(Outcome, "__init__", _outcome_init)  # noqa: B010 - mypy forbids assigning a method
 
 
 # --- limits and commands ----------------------------------------------------------------------
@@ -406,8 +496,25 @@ class ValidatedReserveStock:
     idempotency_key: str
 
 
+# As for Reservation: the service builds one per reserve.
+_SET_COMMAND_LINES, _SET_TTL, _SET_KEY = (
+    getattr(ValidatedReserveStock, f.name).__set__ for f in fields(ValidatedReserveStock)
+)
+
+
+def _command_init(
+    self: ValidatedReserveStock, lines: tuple[ReservationLine, ...], ttl_ms: int, idempotency_key: str
+) -> None:
+    _SET_COMMAND_LINES(self, lines)
+    _SET_TTL(self, ttl_ms)
+    _SET_KEY(self, idempotency_key)
+
+
+setattr(ValidatedReserveStock, "__init__", _command_init)  # noqa: B010 - mypy forbids assigning a method
+
+
 def validate_ttl(ttl_ms: object, limits: ReservationLimits = DEFAULT_LIMITS) -> int:
-    value = _check_int("ttl_ms", ttl_ms)
+    value = ttl_ms if type(ttl_ms) is int else _check_int("ttl_ms", ttl_ms)
     if not limits.min_ttl_ms <= value <= limits.max_ttl_ms:
         raise InvalidInputError(
             f"a hold's TTL must be between {limits.min_ttl_ms} and {limits.max_ttl_ms} ms (got {value} ms)",
@@ -447,15 +554,23 @@ def validate_reserve(
     command: ReserveStock, limits: ReservationLimits = DEFAULT_LIMITS
 ) -> ValidatedReserveStock:
     """Check a reserve command and merge its lines; raises :class:`InvalidInputError`."""
-    raw = list(command.lines)
+    return check_reserve(command.lines, command.ttl_ms, command.idempotency_key, limits)
+
+
+def check_reserve(
+    lines: Iterable[Any], ttl_ms: object, idempotency_key: object, limits: ReservationLimits = DEFAULT_LIMITS
+) -> ValidatedReserveStock:
+    """:func:`validate_reserve` of a command given by its parts (the service's hot path)."""
+    raw = list(lines)
     if not raw:
         raise InvalidInputError(
             "a reservation needs at least one line", hint="send {sku, warehouse, quantity}"
         )
     if len(raw) > limits.max_lines:
         raise InvalidInputError(f"a reservation has at most {limits.max_lines} lines (got {len(raw)})")
-    lines = merge_lines(ReservationLine.from_any(line) for line in raw)
-    for line in lines:
+    from_any = ReservationLine.from_any
+    merged = merge_lines([from_any(line) for line in raw])
+    for line in merged:
         if line.quantity > limits.max_quantity:
             raise InvalidInputError(
                 f"{line.quantity} units of {line.sku}@{line.warehouse} exceed the limit of "
@@ -463,9 +578,7 @@ def validate_reserve(
                 hint="lines of the same item are added up before this check",
             )
     return ValidatedReserveStock(
-        lines=lines,
-        ttl_ms=validate_ttl(command.ttl_ms, limits),
-        idempotency_key=validate_idempotency_key(command.idempotency_key, limits),
+        merged, validate_ttl(ttl_ms, limits), validate_idempotency_key(idempotency_key, limits)
     )
 
 

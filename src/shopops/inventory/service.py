@@ -12,16 +12,18 @@ sweeper only makes the expiry visible: a lapsed hold stopped counting at its TTL
 
 from __future__ import annotations
 
-import secrets
+import itertools
+import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 from shopops.core.errors import InvalidInputError, ShopopsError
 from shopops.core.logging import get_logger
@@ -35,16 +37,15 @@ from shopops.inventory.model import (
     Reservation,
     ReservationLimits,
     ReservationStatus,
-    ReserveStock,
     StockChange,
     StockKey,
     StockLevel,
+    check_reserve,
     extended_expiry,
     validate_delta,
     validate_on_hand,
     validate_reason,
     validate_reservation_id,
-    validate_reserve,
     validate_sku,
     validate_ttl,
 )
@@ -57,16 +58,8 @@ Clock = Callable[[], int]
 
 log = get_logger(__name__)
 
-RESERVATIONS = Counter(
-    "shopops_inventory_reservations_total",
-    "Reserve requests by outcome (reserved, repeated, refused, conflict, invalid)",
-    ["outcome"],
-)
 OVERSELL_BLOCKED = Counter(
     "shopops_inventory_oversell_blocked_total", "Reserve attempts refused because a line lacked stock"
-)
-TRANSITIONS = Counter(
-    "shopops_inventory_transitions_total", "Reservation status changes by new status", ["status"]
 )
 HOLDS_EXPIRED = Counter("shopops_inventory_holds_expired_total", "Holds marked expired by the sweeper")
 SWEEPER_LAG = Gauge(
@@ -84,14 +77,62 @@ STOCK_DRIFT = Counter(
 EVENTS_PUBLISHED = Counter("shopops_inventory_events_published_total", "Inventory events published")
 OUTBOX_PENDING = Gauge("shopops_inventory_outbox_pending", "Inventory events waiting to be published")
 
-# The labelled children the hot paths count with, looked up once (``labels()`` takes a lock and
-# builds a key on every call).
-_RESERVED = RESERVATIONS.labels("reserved")
-_REPEATED = RESERVATIONS.labels("repeated")
-_REFUSED = RESERVATIONS.labels("refused")
-_CONFLICT = RESERVATIONS.labels("conflict")
-_INVALID = RESERVATIONS.labels("invalid")
-_TRANSITIONS = {status: TRANSITIONS.labels(status.value) for status in ReservationStatus}
+
+class _EventCounts:
+    """A labelled Prometheus counter that the reserve and confirm paths bump cheaply.
+
+    ``prometheus_client.Counter.inc`` takes a lock in four Python calls, 3k instructions: the
+    three increments of a reserve + confirm were 9k of the ~180k instructions the whole call
+    costs its client. Here an increment is ``next()`` on an :func:`itertools.count`, one C call
+    and atomic under the GIL; the counts are read when Prometheus collects them.
+    """
+
+    def __init__(self, name: str, documentation: str, label: str, values: Iterable[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self._counts = {value: itertools.count() for value in values}
+        self._created = time.time()
+        REGISTRY.register(self)
+
+    def bump(self, value: str) -> Callable[[], int]:
+        """The increment by one of ``value``'s count, bound once for a hot path."""
+        return self._counts[value].__next__
+
+    def add(self, value: str, amount: int) -> None:
+        count = self._counts[value]
+        for _ in range(amount):
+            next(count)
+
+    def value(self, value: str) -> int:
+        # An itertools.count shows its next value in its repr, "count(n)", without moving on.
+        return int(repr(self._counts[value])[6:-1])
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value in self._counts:
+            family.add_metric([value], self.value(value), created=self._created)
+        yield family
+
+
+RESERVATIONS = _EventCounts(
+    "shopops_inventory_reservations_total",
+    "Reserve requests by outcome (reserved, repeated, refused, conflict, invalid)",
+    "outcome",
+    ("reserved", "repeated", "refused", "conflict", "invalid"),
+)
+TRANSITIONS = _EventCounts(
+    "shopops_inventory_transitions_total",
+    "Reservation status changes by new status",
+    "status",
+    [status.value for status in ReservationStatus],
+)
+_RESERVED = RESERVATIONS.bump("reserved")
+_REPEATED = RESERVATIONS.bump("repeated")
+_REFUSED = RESERVATIONS.bump("refused")
+_CONFLICT = RESERVATIONS.bump("conflict")
+_INVALID = RESERVATIONS.bump("invalid")
+_TRANSITED = {status: TRANSITIONS.bump(status.value) for status in ReservationStatus}
 
 
 def wall_clock_ms() -> int:
@@ -99,9 +140,12 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def new_reservation_id(now_ms: int) -> str:
-    """``r`` + 12 hex digits of time + 16 random: unique, and sorted by creation time."""
-    return f"r{now_ms:012x}{secrets.token_hex(8)}"
+def new_reservation_ids(now_ms: int) -> tuple[str, str]:
+    """A new reservation id (``r`` + 12 hex digits of time + 16 random: unique, and sorted by
+    creation time) and the event id of its refusal (32 random hex digits), from one read of the
+    system's random source."""
+    token = os.urandom(24).hex()
+    return f"r{now_ms:012x}{token[:16]}", token[16:]
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -216,28 +260,29 @@ class InventoryService:
         :class:`~shopops.core.errors.InvalidInputError` (422).
         """
         try:
-            command = validate_reserve(
-                ReserveStock(
-                    list(lines), ttl_ms, idempotency_key if idempotency_key is not None else uuid.uuid4().hex
-                ),
+            command = check_reserve(
+                lines,
+                ttl_ms,
+                idempotency_key if idempotency_key is not None else uuid.uuid4().hex,
                 self.limits,
             )
         except InvalidInputError:
-            _INVALID.inc()
+            _INVALID()
             raise
         now = self.clock()
+        # The refusal's event id is used only if the reserve is refused.
+        reservation_id, refusal_event_id = new_reservation_ids(now)
         try:
-            # The refusal's event id: 128 random bits, as hex (used only if the reserve is refused).
-            outcome = self.store.reserve(command, new_reservation_id(now), now, secrets.token_hex(16))
+            outcome = self.store.reserve(command, reservation_id, now, refusal_event_id)
         except InsufficientStockError:
-            _REFUSED.inc()
+            _REFUSED()
             OVERSELL_BLOCKED.inc()
             self._after_change()
             raise
         except IdempotencyConflictError:
-            _CONFLICT.inc()
+            _CONFLICT()
             raise
-        (_RESERVED if outcome.changed else _REPEATED).inc()
+        (_RESERVED if outcome.changed else _REPEATED)()
         return self._done(outcome)
 
     def confirm(self, reservation_id: str) -> Reservation:
@@ -266,13 +311,15 @@ class InventoryService:
         return self.store.get(validate_reservation_id(reservation_id)).as_of(self.clock())
 
     def _done(self, outcome: Outcome) -> Reservation:
+        reservation = outcome.reservation
         if outcome.changed:
-            _TRANSITIONS[outcome.reservation.status].inc()
-            self._after_change()
-        return outcome.reservation
+            _TRANSITED[reservation.status]()
+            if self.publish_inline and self.event_log is not None:
+                self._after_change()
+        return reservation
 
     def _after_change(self) -> None:
-        if not self.publish_inline:
+        if not self.publish_inline or self.event_log is None:
             return
         try:
             self.publish_events()
@@ -342,7 +389,7 @@ class InventoryService:
             EXPIRY_DELAY.observe(late_ms / 1000)
         if expired:
             HOLDS_EXPIRED.inc(len(expired))
-            _TRANSITIONS[ReservationStatus.EXPIRED].inc(len(expired))
+            TRANSITIONS.add(ReservationStatus.EXPIRED.value, len(expired))
         SWEEPER_LAG.set(worst / 1000)
         return expired
 

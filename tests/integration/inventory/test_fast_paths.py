@@ -18,6 +18,7 @@ from shopops.inventory.backends._sql import SqlReservationStore
 from shopops.inventory.model import (
     Action,
     HoldExpiredError,
+    IdempotencyConflictError,
     InsufficientStockError,
     ReservationLine,
     ReservationStatus,
@@ -164,6 +165,26 @@ def test_what_the_postgres_functions_leave_to_the_shared_transaction_changes_not
     assert [r.status for r in store.expire_due(clock())] == [ReservationStatus.EXPIRED]
     after = [(lv.on_hand, lv.held, lv.committed) for lv in svc.stock_levels([A1, B1])]
     assert after == [(3, 0, 0), (1, 0, 0)]
+
+
+@pytest.mark.parametrize("store_factory", ["postgres"], indirect=True)
+def test_the_postgres_functions_are_prepared_again_after_psycopg_deallocates_them(
+    store_factory: StoreFactory, clock: FakeClock
+) -> None:
+    # A refusal runs the shared transaction (psycopg prepares its statements after a few runs);
+    # the rollback of a conflict then makes psycopg send DEALLOCATE ALL, which drops the fast
+    # path's prepared calls as well. The store must prepare them again, not fail.
+    store = store_factory(pool_min_size=1, pool_max_size=1)
+    svc = store_factory.service(clock, store=store)
+    svc.set_stock(A1.sku, A1.warehouse, 2)
+    svc.reserve([(A1.sku, A1.warehouse, 1)], TTL, "first")
+    for attempt in range(6):
+        with pytest.raises(InsufficientStockError):
+            svc.reserve([(A1.sku, A1.warehouse, 5)], TTL, f"short-{attempt}")
+    with pytest.raises(IdempotencyConflictError):
+        svc.reserve([(A1.sku, A1.warehouse, 2)], TTL, "first")
+    held = svc.reserve([(A1.sku, A1.warehouse, 1)], TTL, "second")
+    assert svc.confirm(held.id).status is ReservationStatus.CONFIRMED
 
 
 @pytest.mark.parametrize("store_factory", ["redis"], indirect=True)

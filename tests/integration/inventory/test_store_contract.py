@@ -504,6 +504,26 @@ def test_reserve_on_the_port_directly(store_factory: StoreFactory, clock: FakeCl
     assert repeat.reservation.id == "r-direct-1"
 
 
+def test_a_reserve_by_a_caller_behind_the_item_clock_holds_from_the_item_clock(
+    store_factory: StoreFactory, clock: FakeClock
+) -> None:
+    fast = store_factory.service(clock)
+    slow_clock = FakeClock(clock.now_ms)
+    slow = store_factory.service(slow_clock, store=store_factory())
+    fast.set_stock(A1.sku, A1.warehouse, 3)
+    fast.set_stock(B1.sku, B1.warehouse, 3)
+    clock.advance(500)
+    fast.adjust_stock(B1.sku, B1.warehouse, 1)  # B1's clock is now 500 ms ahead of the slow caller
+    held = slow.reserve([(A1.sku, A1.warehouse, 1), (B1.sku, B1.warehouse, 1)], TTL, "behind")
+    assert (held.created_at_ms, held.expires_at_ms) == (clock.now_ms, clock.now_ms + TTL)
+    assert slow.get(held.id) == held
+    # Its TTL runs from that time too: the hold still counts 1 ms before it ends, not after.
+    clock.advance(TTL - 1)
+    assert level(fast, A1)[2] == 1
+    clock.advance(1)
+    assert level(fast, A1)[2] == 0
+
+
 def test_a_caller_with_a_stale_clock_cannot_revive_a_lapsed_hold(
     store_factory: StoreFactory, clock: FakeClock
 ) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 from prometheus_client import REGISTRY
-from tests.integration.inventory.helpers import StoreFactory
+from tests.integration.inventory.helpers import FakeClock, StoreFactory
 
-from shopops.core.errors import BackendUnavailableError, NotFoundError
+from shopops.core.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from shopops.core.registry import BackendSelection
 from shopops.events.backends import open_event_log
 from shopops.events.model import OutgoingRecord
 from shopops.events.port import EventLog
-from shopops.inventory.model import InsufficientStockError, ReservationStatus
+from shopops.inventory.model import IdempotencyConflictError, InsufficientStockError, ReservationStatus
 from shopops.inventory.service import TOPIC, InventoryService, Sweeper, wall_clock_ms
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,6 +60,39 @@ def test_expired_holds_are_announced_within_a_second(store_factory: StoreFactory
     assert metric("shopops_inventory_sweeper_lag_seconds") < 1.0
     assert metric("shopops_inventory_reservations_total", outcome="refused") >= 1
     event_log.close()
+
+
+def test_reservations_and_transitions_are_counted_once_each(
+    store_factory: StoreFactory, clock: FakeClock
+) -> None:
+    svc = store_factory.service(clock)
+    svc.set_stock("SKU-M", "wh-1", 2)
+    names = (
+        ("shopops_inventory_reservations_total", "outcome", "reserved"),
+        ("shopops_inventory_reservations_total", "outcome", "repeated"),
+        ("shopops_inventory_reservations_total", "outcome", "refused"),
+        ("shopops_inventory_reservations_total", "outcome", "conflict"),
+        ("shopops_inventory_reservations_total", "outcome", "invalid"),
+        ("shopops_inventory_transitions_total", "status", "held"),
+        ("shopops_inventory_transitions_total", "status", "confirmed"),
+        ("shopops_inventory_transitions_total", "status", "expired"),
+    )
+    before = [metric(name, **{label: value}) for name, label, value in names]
+    hold = svc.reserve([("SKU-M", "wh-1", 1)], 1_000, "m1")
+    svc.reserve([("SKU-M", "wh-1", 1)], 1_000, "m1")
+    svc.confirm(hold.id)
+    svc.confirm(hold.id)
+    with pytest.raises(InsufficientStockError):
+        svc.reserve([("SKU-M", "wh-1", 2)], 1_000, "m2")
+    with pytest.raises(IdempotencyConflictError):
+        svc.reserve([("SKU-M", "wh-1", 1), ("SKU-N", "wh-1", 1)], 1_000, "m1")
+    with pytest.raises(InvalidInputError):
+        svc.reserve([("SKU-M", "wh-1", 0)], 1_000, "m3")
+    svc.reserve([("SKU-M", "wh-1", 1)], 1_000, "m4")
+    clock.advance(1_000)
+    assert len(svc.expire_due()) == 1
+    after = [metric(name, **{label: value}) for name, label, value in names]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 1, 1, 1, 2, 1, 1]
 
 
 class FailingService(InventoryService):

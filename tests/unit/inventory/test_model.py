@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from shopops.inventory.model import (
     IdempotencyConflictError,
     InsufficientStockError,
     OutboxEntry,
+    Outcome,
     OutOfStock,
     Replay,
     Reservation,
@@ -41,6 +43,7 @@ from shopops.inventory.model import (
     StockReserved,
     ValidatedReserveStock,
     check_idempotent_repeat,
+    check_reserve,
     decide,
     event_from_dict,
     extended_expiry,
@@ -111,6 +114,42 @@ def test_reservation_lines_need_a_positive_integer_quantity() -> None:
         ReservationLine.from_any({"sku": "S", "warehouse": "W"})
     with pytest.raises(InvalidInputError):
         ReservationLine.from_any("S,W,2")
+
+
+def test_checked_lines_are_shared_and_loose_quantities_are_still_refused() -> None:
+    line = ReservationLine.from_any(("SKU-SHARED", "w", 1))
+    assert ReservationLine.from_any(("SKU-SHARED", "w", 1)) is line
+    assert ReservationLine.from_any({"sku": "SKU-SHARED", "warehouse": "w", "quantity": 1}) is line
+    assert lines_from_json([["SKU-SHARED", "w", 1]])[0] is line
+    # True and 1.0 are equal to 1 as keys: they must not pass as the cached line of 1 unit.
+    for loose in (True, 1.0):
+        with pytest.raises(InvalidInputError):
+            ReservationLine.from_any(("SKU-SHARED", "w", loose))
+        with pytest.raises(InvalidInputError):
+            ReservationLine.from_any({"sku": "SKU-SHARED", "warehouse": "w", "quantity": loose})
+    with pytest.raises(InvalidInputError):
+        ReservationLine.from_any((["SKU-SHARED"], "w", 1))
+    with pytest.raises(InvalidInputError):
+        lines_from_json([[["SKU-SHARED"], "w", 1]])
+    # Stored JSON with other types is read as before: coerced, then checked.
+    assert lines_from_json([["SKU-SHARED", "w", "1"]]) == (line,)
+
+
+def test_reservations_and_outcomes_stay_frozen_values() -> None:
+    positional = Reservation("r1", "k1", res().lines, ReservationStatus.HELD, T0, T0 + 1000, T0)
+    assert positional == res()
+    assert hash(positional) == hash(res())
+    assert repr(positional) == repr(res())
+    assert replace(positional, status=ReservationStatus.EXPIRED).status is ReservationStatus.EXPIRED
+    with pytest.raises(FrozenInstanceError):
+        positional.status = ReservationStatus.EXPIRED  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Reservation("r1", "k1", (), ReservationStatus.HELD, T0, T0)  # type: ignore[call-arg]
+    outcome = Outcome(positional, True)
+    assert outcome == Outcome(reservation=res(), changed=True)
+    assert (outcome.reservation, outcome.changed) == (positional, True)
+    with pytest.raises(FrozenInstanceError):
+        outcome.changed = False  # type: ignore[misc]
 
 
 def test_merge_lines_sums_lines_of_one_item_and_sorts() -> None:
@@ -186,6 +225,17 @@ def test_validate_reserve_merges_and_checks_bounds() -> None:
     for cmd, message in cases:
         with pytest.raises(InvalidInputError, match=message):
             validate_reserve(cmd, limits)
+
+
+def test_check_reserve_is_validate_reserve_from_parts() -> None:
+    lines = [("A", "w", 1), {"sku": "A", "warehouse": "w", "quantity": 2}, ("B", "w", 1)]
+    assert check_reserve(iter(lines), 5_000, "cart-1") == validate_reserve(
+        ReserveStock(lines, 5_000, "cart-1")
+    )
+    with pytest.raises(InvalidInputError, match="ttl_ms must be an integer"):
+        check_reserve(lines, True, "cart-1")
+    with pytest.raises(InvalidInputError, match="at least one line"):
+        check_reserve(iter([]), 5_000, "cart-1")
 
 
 def test_limits_must_be_coherent() -> None:

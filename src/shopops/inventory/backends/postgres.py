@@ -470,15 +470,26 @@ class PostgresReservationStore(SqlReservationStore):
                 if pgconn.transaction_status != TransactionStatus.IDLE:  # pragma: no cover - the pool's
                     raise psycopg.InterfaceError("a pooled connection was left inside a transaction")
                 if conn not in self._prepared:
-                    for name, sql in _PREPARED.items():
-                        _check(pgconn, pgconn.prepare(name, sql))
+                    self._prepare(pgconn)
                     self._prepared.add(conn)
-                result = _check(pgconn, pgconn.exec_prepared(statement, params))
+                try:
+                    result = _check(pgconn, pgconn.exec_prepared(statement, params))
+                except psycopg.errors.InvalidSqlStatementName:
+                    # psycopg sends DEALLOCATE ALL after a rollback on a connection where it had
+                    # prepared statements of its own (the shared transaction's): ours went too.
+                    # Nothing ran; prepare them again and call once more.
+                    self._prepare(pgconn)
+                    result = _check(pgconn, pgconn.exec_prepared(statement, params))
                 if result.ntuples == 0:
                     return None
                 return tuple(result.get_value(0, i) for i in range(result.nfields))
             finally:
                 self._pool.putconn(conn)
+
+    @staticmethod
+    def _prepare(pgconn: PGconn) -> None:
+        for name, sql in _PREPARED.items():
+            _check(pgconn, pgconn.prepare(name, sql))
 
     def reserve(
         self, command: ValidatedReserveStock, reservation_id: str, now_ms: int, refusal_event_id: str
