@@ -33,6 +33,10 @@ SEED_MARKER = "demo-seed.json"
 AUDIT_INTERVAL_S = 30.0
 
 
+#: Longest wait at shutdown for the knowledge-base round in progress (loading the model takes seconds).
+RAG_STOP_TIMEOUT_S = 60.0
+
+
 def seed_if_empty(platform: Platform) -> bool:
     """Seed the demo world once; returns whether it seeded now.
 
@@ -231,7 +235,9 @@ def run_platform(
         if ingestor is not None:
             ingestor.stop()
         if rag_job is not None:
-            rag_job.stop(timeout_s=2.0)
+            # Wait for a round in progress: leaving while the embedding model loads or encodes in
+            # that thread aborts the process at exit (native threads torn down mid-call).
+            rag_job.stop(timeout_s=RAG_STOP_TIMEOUT_S)
         if audit_job is not None:
             audit_job.stop()
         if sweeper is not None:

@@ -89,7 +89,7 @@ class Server:
     def stop(self) -> int:
         self.proc.terminate()
         try:
-            code = self.proc.wait(30)
+            code = self.proc.wait(90)  # a clean stop waits for the knowledge-base round in progress
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait(10)
