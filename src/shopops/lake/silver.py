@@ -877,15 +877,21 @@ def _common_type(types: list[pa.DataType]) -> pa.DataType:
     return pa.large_string()
 
 
+def region_and_dataset(table: str) -> tuple[str, str] | None:
+    """``vn__shop__orders`` (a table's name, without namespace) -> ``("vn", "shop.orders")``."""
+    parts = table.split("__")
+    return (parts[0], f"{parts[1]}.{parts[2]}") if len(parts) == 3 else None
+
+
 def list_datasets(catalog: Catalog, namespace: str = NAMESPACE) -> dict[str, list[str]]:
     """Dataset -> regions of the tables in ``namespace``."""
     if namespace not in {n[0] for n in catalog.list_namespaces()}:
         return {}
     out: dict[str, list[str]] = {}
     for identifier in catalog.list_tables(namespace):
-        parts = identifier[-1].split("__")
-        if len(parts) == 3:
-            out.setdefault(f"{parts[1]}.{parts[2]}", []).append(parts[0])
+        split = region_and_dataset(identifier[-1])
+        if split is not None:
+            out.setdefault(split[1], []).append(split[0])
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
@@ -896,6 +902,7 @@ __all__ = [
     "dataset_tables",
     "list_datasets",
     "read_silver",
+    "region_and_dataset",
     "table_name",
     "topic_parts",
 ]

@@ -40,12 +40,13 @@ def data_page(request: Request) -> HTMLResponse:
     by_kind: dict[str, list[Dataset]] = defaultdict(list)
     for ds in datasets:
         by_kind[ds.kind.value].append(ds)
+    from shopops.lake.silver import region_and_dataset
+
     silver_of: dict[str, list[str]] = defaultdict(list)
     for ds in by_kind.get(DatasetKind.SILVER.value, []):
-        # silver.<region>__<db>__<table> holds the rows of contract dataset <db>.<table>
-        parts = ds.name.removeprefix("silver.").split("__")
-        if len(parts) == 3:
-            silver_of[f"{parts[1]}.{parts[2]}"].append(ds.name)
+        split = region_and_dataset(ds.name.split(".", 1)[-1])
+        if split is not None:
+            silver_of[split[1]].append(ds.name)
     failing = [d for d, r in latest.items() if r["outcome"] != "passed"]
     cards = "".join(
         f"<div class=card>{label}<b class={cls}>{value}</b></div>"
