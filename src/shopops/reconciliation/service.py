@@ -6,7 +6,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -343,54 +343,62 @@ def _finish_exceptions(raw: pa.Table) -> pa.Table:
 
 
 def _summary(order_days: pa.Table, exceptions: pa.Table, regions: list[str], window: Window) -> pa.Table:
-    """One row per region and day of the window: orders, matched orders, exceptions by class."""
-    grid = pa.table(
-        {
-            "region": pa.array([r for r in regions for _ in window.dates()], pa.string()),
-            "business_date": pa.array([d for _ in regions for d in window.dates()], pa.date32()),
-        }
-    )
-    days = order_days.select(["region", "business_day", "orders", "paid_orders", "order_total"])
-    days = days.append_column(
-        "business_date", days.column("business_day").cast(pa.int32()).cast(pa.date32())
-    ).drop_columns(["business_day"])
-    out = grid.join(days, ["region", "business_date"], join_type="left outer")
+    """One row per region and day of the window: orders, matched orders, exceptions by class.
+
+    The exceptions are reduced by two group-bys (per class and severity; distinct broken orders)
+    to at most a few hundred rows, which are then laid onto the region-day grid.
+    """
     keys = ["region", "business_date"]
+    grid = [(r, d) for r in sorted(regions) for d in window.dates()]
+    days: dict[tuple[str, date], tuple[int, int, float]] = {}
+    if order_days.num_rows:
+        for row in order_days.select(
+            ["region", "business_day", "orders", "paid_orders", "order_total"]
+        ).to_pylist():
+            day = _EPOCH + timedelta(days=int(row["business_day"]))
+            total = row["order_total"]
+            days[(row["region"], day)] = (int(row["orders"]), int(row["paid_orders"] or 0), float(total or 0))
+    per_class: dict[tuple[str, date], Counter[str]] = {}
+    broken: dict[tuple[str, date], int] = {}
     if exceptions.num_rows:
-        per_class = exceptions.group_by([*keys, "class"]).aggregate([("exception_id", "count")])
-        breaks = exceptions.filter(pc.equal(exceptions.column("severity"), "break"))
-        broken = (
-            breaks.filter(pc.is_valid(breaks.column("order_id")))
-            .group_by(keys)
-            .aggregate([("order_id", "count_distinct")])
+        counts = exceptions.group_by([*keys, "class", "severity"]).aggregate([("exception_id", "count")])
+        for row in counts.to_pylist():
+            bucket = per_class.setdefault((row["region"], row["business_date"]), Counter())
+            bucket[row["class"]] += row["exception_id_count"]
+            bucket["\0" + row["severity"]] += row["exception_id_count"]
+        breaks = exceptions.filter(
+            pc.and_(
+                pc.equal(exceptions.column("severity"), "break"), pc.is_valid(exceptions.column("order_id"))
+            )
         )
-        n_breaks = breaks.group_by(keys).aggregate([("exception_id", "count")])
-        totals = exceptions.group_by(keys).aggregate([("exception_id", "count")])
-    else:
-        empty = pa.table({"region": pa.array([], pa.string()), "business_date": pa.array([], pa.date32())})
-        per_class = empty.append_column("class", pa.array([], pa.string())).append_column(
-            "exception_id_count", pa.array([], pa.int64())
+        for row in breaks.group_by(keys).aggregate([("order_id", "count_distinct")]).to_pylist():
+            broken[(row["region"], row["business_date"])] = row["order_id_count_distinct"]
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "region",
+            "business_date",
+            "orders",
+            "paid_orders",
+            "order_total",
+            "matched_orders",
+            "exceptions",
+            "breaks",
         )
-        broken = empty.append_column("order_id_count_distinct", pa.array([], pa.int64()))
-        n_breaks = totals = empty.append_column("exception_id_count", pa.array([], pa.int64()))
-    out = out.join(totals.rename_columns([*keys, "exceptions"]), keys, join_type="left outer")
-    out = out.join(n_breaks.rename_columns([*keys, "breaks"]), keys, join_type="left outer")
-    out = out.join(broken.rename_columns([*keys, "broken_orders"]), keys, join_type="left outer")
-    for cls in ExceptionClass:
-        one = per_class.filter(pc.equal(per_class.column("class"), cls.value)).drop_columns(["class"])
-        out = out.join(one.rename_columns([*keys, cls.value]), keys, join_type="left outer")
-    zero = pa.scalar(0, pa.int64())
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        "region": out.column("region"),
-        "business_date": out.column("business_date"),
-        "orders": pc.fill_null(out.column("orders").cast(pa.int64()), zero),
-        "paid_orders": pc.fill_null(out.column("paid_orders").cast(pa.int64()), zero),
-        "order_total": pc.fill_null(out.column("order_total").cast(pa.float64()), 0.0),
     }
-    broken_orders = pc.fill_null(out.column("broken_orders").cast(pa.int64()), zero)
-    columns["matched_orders"] = pc.max_element_wise(pc.subtract(columns["orders"], broken_orders), zero)
-    columns["exceptions"] = pc.fill_null(out.column("exceptions").cast(pa.int64()), zero)
-    columns["breaks"] = pc.fill_null(out.column("breaks").cast(pa.int64()), zero)
-    for cls in ExceptionClass:
-        columns[cls.value] = pc.fill_null(out.column(cls.value).cast(pa.int64()), zero)
-    return pa.table(columns).sort_by([("region", "ascending"), ("business_date", "ascending")])
+    columns.update({cls.value: [] for cls in ExceptionClass})
+    for key in grid:
+        orders, paid, total = days.get(key, (0, 0, 0.0))
+        found = per_class.get(key, Counter())
+        columns["region"].append(key[0])
+        columns["business_date"].append(key[1])
+        columns["orders"].append(orders)
+        columns["paid_orders"].append(paid)
+        columns["order_total"].append(total)
+        columns["matched_orders"].append(max(orders - broken.get(key, 0), 0))
+        columns["exceptions"].append(sum(found[cls.value] for cls in ExceptionClass))
+        columns["breaks"].append(found["\0break"])
+        for cls in ExceptionClass:
+            columns[cls.value].append(found[cls.value])
+    types = {"region": pa.string(), "business_date": pa.date32(), "order_total": pa.float64()}
+    return pa.table({name: pa.array(values, types.get(name, pa.int64())) for name, values in columns.items()})
