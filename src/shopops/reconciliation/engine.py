@@ -157,15 +157,16 @@ def build_plan(inputs: Inputs, rules: Mapping[str, RegionRules], window: Window)
 
     fx = inputs.fx.filter(inputs.fx.base == "USD").select("region", "rate_date", "quote", "rate")
 
-    payment_flags = _payment_flags(p, fx, rules, offsets)
-
-    # Both flagged sets are small: materialise them once, then one select per class reads them.
+    # Every flagged set is small: each is materialised once, then one select per class reads them.
     # Each region is matched by a query of its own (see _order_flags), its candidates cached.
     matched = [_order_flags(o, p, led, code, r).cache() for code, r in rules.items()]
     flagged = matched[0] if len(matched) == 1 else ibis.union(*matched, distinct=False)
     flag_names = [c for c in flagged.columns if c.startswith("f_")]
-    enriched = _enrich(flagged, p, led, order_journal, rules, flag_names).cache()
-    payments_flagged = payment_flags.cache()
+    keys = flagged.select(fk=flagged.k).distinct()
+    # One pass over the payments serves both the payments' own checks and the candidate orders.
+    reviewed = _payment_review(p, fx, keys, rules, offsets).cache()
+    enriched = _enrich(flagged, reviewed, keys, led, order_journal, rules, flag_names).cache()
+    payments_flagged = reviewed.filter(reviewed.flagged)
     pieces = [*_payment_exceptions(payments_flagged, ref), *_order_exceptions(enriched, ref)]
     if inputs.duplicates is not None:
         pieces.append(_duplicate_exceptions(inputs.duplicates, regions, offsets, ref))
@@ -180,19 +181,20 @@ def build_plan(inputs: Inputs, rules: Mapping[str, RegionRules], window: Window)
         paid_orders=paid.cast("int64").sum(),
         order_total=days.total.sum(),
     )
-    return Plan(exceptions=exceptions, order_days=order_days, cached=(enriched, *matched, payments_flagged))
+    return Plan(exceptions=exceptions, order_days=order_days, cached=(enriched, reviewed, *matched))
 
 
 # --- per payment -----------------------------------------------------------------------------
 
 
-def _payment_flags(
-    p: ir.Table, fx: ir.Table, rules: Mapping[str, RegionRules], offsets: Mapping[str, int]
+def _payment_review(
+    p: ir.Table, fx: ir.Table, keys: ir.Table, rules: Mapping[str, RegionRules], offsets: Mapping[str, int]
 ) -> ir.Table:
-    """Payments with something to report on their own: late, another region, settlement off.
+    """The payments worth a second look, with their checks: one pass over all payments.
 
-    Every payment is checked in one pass (the FX reference table is tiny, so joining it costs a
-    lookup per row); only payments with something to report come out.
+    Out come the payments with something to report on their own (``flagged``: late, another
+    region, settlement off) and every payment of a candidate order (``of_candidate``, whose ids
+    and dates :func:`_enrich` needs), which the same scan finds by a lookup in ``keys``.
     """
     regions = list(rules)
     record_h = _by_region(p.merchant_region, {r: rules[r].windows.record_within_hours for r in regions}, 24.0)
@@ -212,10 +214,12 @@ def _payment_flags(
     # One pass: cheap tests on the row keep only payments that may have something to report (a
     # settlement into another currency always needs its reference rate); the tiny FX table is
     # then joined to those alone.
+    c = c.mutate(of_candidate=c.order_id.isin(keys.fk).fill_null(False))
     converting = c.settlement_amount.notnull() & (c.settlement_currency != c.currency)
     captured = c.captured_at.fill_null(c.created_at)
     c = c.filter(
-        converting.fill_null(False)
+        c.of_candidate
+        | converting.fill_null(False)
         | ((c.created_at - captured).cast("float64") / US_PER_HOUR > c.record_h)
         | ((c.settled_at - captured).cast("float64").fill_null(0.0) / US_PER_HOUR > c.settle_h)
         | (c.region != c.merchant_region)
@@ -265,7 +269,7 @@ def _payment_flags(
         fx_off=fx_off.fill_null(False),
         within_fx=within_fx.fill_null(False),
     )
-    return c.filter(c.late | c.cross | c.unknown | c.no_rate | c.off_rounding | c.fx_off)
+    return c.mutate(flagged=c.late | c.cross | c.unknown | c.no_rate | c.off_rounding | c.fx_off)
 
 
 def _payment_exceptions(c: ir.Table, ref: Mapping[str, str]) -> list[ir.Table]:
@@ -514,7 +518,8 @@ def _order_flags(o: ir.Table, p: ir.Table, led: ir.Table, code: str, rules: Regi
 
 def _enrich(
     f: ir.Table,
-    p: ir.Table,
+    reviewed: ir.Table,
+    keys: ir.Table,
     led: ir.Table,
     order_journal: ir.StringValue,
     rules: Mapping[str, RegionRules],
@@ -522,8 +527,7 @@ def _enrich(
 ) -> ir.Table:
     """Settle the candidate breaks (materialised, few) on ids, and add what explanations name."""
     regions = list(rules)
-    keys = f.select(fk=f.k).distinct()
-    fp = p.join(keys, p.order_id == keys.fk).drop("fk")
+    fp = reviewed.filter(reviewed.of_candidate)
     pinfo = fp.group_by(pi_order=fp.order_id).aggregate(
         pid_min=fp.payment_id.min(),
         n_pids=fp.payment_id.nunique(),

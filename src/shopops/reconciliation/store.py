@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shopops.core.errors import InvalidInputError
@@ -124,23 +125,18 @@ class ResultStore:
 
     @staticmethod
     def _carry_open_since(part: pa.Table, path: Path, now: datetime) -> tuple[pa.Table, int]:
+        """``part`` with its ``open_since`` (an id stored before keeps its own), and how many of the
+        stored exceptions are gone. Exception ids are unique within a partition."""
+        stamp = pa.scalar(now, type=pa.timestamp("us", tz="UTC"))
         if not path.exists():
-            now_col = pa.repeat(pa.scalar(now, type=pa.timestamp("us", tz="UTC")), part.num_rows)
-            return part.append_column("open_since", now_col), 0
+            return part.append_column("open_since", pa.repeat(stamp, part.num_rows)), 0
         previous = pq.read_table(path, columns=["exception_id", "open_since"])
-        known = dict(
-            zip(
-                previous.column("exception_id").to_pylist(),
-                previous.column("open_since").to_pylist(),
-                strict=True,
-            )
-        )
-        ids = part.column("exception_id").to_pylist()
-        since = [known.get(i, now) for i in ids]
-        still = len(set(ids) & known.keys())
-        return part.append_column("open_since", pa.array(since, type=pa.timestamp("us", tz="UTC"))), len(
-            known
-        ) - still
+        # Vectorised lookup (the GIL is released, so the writer threads run in parallel).
+        stored = previous.column("exception_id").combine_chunks()
+        at = pc.index_in(part.column("exception_id"), value_set=stored)
+        since = pc.fill_null(pc.take(previous.column("open_since").combine_chunks(), at), stamp)
+        still = part.num_rows - at.null_count
+        return part.append_column("open_since", since), previous.num_rows - still
 
     # --- run log --------------------------------------------------------------------------------
 
