@@ -269,7 +269,8 @@ def _payment_review(
         fx_off=fx_off.fill_null(False),
         within_fx=within_fx.fill_null(False),
     )
-    return c.mutate(flagged=c.late | c.cross | c.unknown | c.no_rate | c.off_rounding | c.fx_off)
+    c = c.mutate(flagged=c.late | c.cross | c.unknown | c.no_rate | c.off_rounding | c.fx_off)
+    return c.filter(c.flagged | c.of_candidate)
 
 
 def _payment_exceptions(c: ir.Table, ref: Mapping[str, str]) -> list[ir.Table]:
