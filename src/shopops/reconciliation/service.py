@@ -169,7 +169,8 @@ class ReconciliationService:
         report.seconds = time.perf_counter() - started
         report.orders = int(pc.sum(summary.column("orders")).as_py() or 0)
         report.exceptions = exceptions.num_rows
-        report.by_class = dict(Counter(exceptions.column("class").to_pylist()))
+        counts = pc.value_counts(exceptions.column("class")).to_pylist()
+        report.by_class = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
         report.partitions = partitions
         self.store.finish_run(report, "succeeded")
         RUNS.labels("succeeded").inc()
@@ -337,8 +338,8 @@ def _finish_exceptions(raw: pa.Table) -> pa.Table:
     if out.num_rows > 1:
         ids = out.column("exception_id").combine_chunks()
         repeat = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
-        keep = pa.concat_arrays([pa.array([True]), pc.invert(repeat)])
-        out = out.filter(keep)
+        if repeat.true_count:  # filtering copies every column: only when there is a repeat
+            out = out.filter(pa.concat_arrays([pa.array([True]), pc.invert(repeat)]))
     return out
 
 
