@@ -1,11 +1,13 @@
 """The reconciliation as Ibis expressions: the same plan runs on DuckDB, Spark or Trino.
 
-Data flow (one pass over each input, three hash joins, the rest on the few flagged rows):
+Data flow (one query per region for the matching, then one pass over the payments; the rest on
+the few flagged rows):
 
-    payments --(per-payment checks: lateness, region, settlement vs FX reference)--> payment flags
-    payments --group by order-------------------------------------------------------> per order
-    ledger (clearing account) --group by order--------------------------------------> per order
-    orders FULL JOIN per-order payments LEFT JOIN per-order ledger --(order checks)--> order flags
+    per region: its orders LEFT JOIN its clearing ledger grouped by order, FULL JOIN the payments
+        naming it as the merchant's region grouped by order --(order checks)--> candidate orders
+    payments --(per-payment checks: lateness, region, settlement vs FX reference;
+        or of a candidate order)--> reviewed payments
+    candidates + reviewed payments + their order journals --(settled on ids)--> order breaks
     flagged rows (cached) --one select per class, unioned--> exceptions (one line each, explained)
 
 Every flag is computed from the region's rules (:class:`RegionRules`), written into the plan as
