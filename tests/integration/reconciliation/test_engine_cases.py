@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from tests.integration.reconciliation.cases import DAY, build_cases
+from tests.integration.reconciliation.cases import DAY, SG_MIDNIGHT, Builder, H, build_cases
 
 from shopops.core.errors import InvalidInputError, NotFoundError
 from shopops.core.registry import BackendSelection
@@ -134,3 +135,30 @@ def test_a_table_missing_a_column_names_it(tmp_path: Path, cases: dict[tuple[str
             service.run(DAY, DAY, ["sg"])
     finally:
         service.close()
+
+
+def test_a_payment_naming_another_merchant_region_is_matched_in_that_region(tmp_path: Path) -> None:
+    """Regions are matched one by one: the payment's merchant region says where its order is."""
+    b = Builder()
+    b.order("sg-o-1", "40.00")
+    b.journal("sg-o-1", "40.00")
+    b.payment("sg-p-1", "sg-o-1", "40.00")  # recorded by sg's provider ...
+    b.rows["sg"]["payments"][-1]["merchant_region"] = "th"  # ... for a th merchant
+    at = SG_MIDNIGHT + 2 * H
+    b.add("th", "orders", order_id="th-o-1", status="placed", currency="THB", total=Decimal("10"),
+          created_at=at, updated_at=at)  # fmt: skip
+    b.write(tmp_path / "reconciliation" / "input")
+    service = _service(tmp_path)
+    try:
+        service.run(DAY, DAY, ["sg", "th"])
+        rows = service.exceptions(limit=None).to_pylist()
+    finally:
+        service.close()
+    found = {(r["class"], r["record"], r["region"]) for r in rows}
+    assert found == {
+        ("missing_payment", "orders:sg-o-1", "sg"),
+        ("payment_without_order", "payments:sg-p-1", "th"),
+        ("cross_region_payment", "payments:sg-p-1", "th"),
+    }
+    orphan = next(r for r in rows if r["class"] == "payment_without_order")
+    assert "does not exist in region th" in orphan["explanation"]
