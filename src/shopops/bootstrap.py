@@ -522,6 +522,9 @@ def build_lake_ingestor(
         "batch_records": cfg.batch_records,
         "interval_s": cfg.interval_s,
         "silver": cfg.silver,
+        "clean_interval_s": cfg.clean_interval_s,
+        "clean_keep_snapshots": cfg.clean_keep_snapshots,
+        "clean_older_than_s": cfg.clean_older_than_s,
         **overrides,
     }
     schemas = build_schema_decisions(settings, registry)

@@ -191,6 +191,13 @@ class LakeSettings(_Section):
     batch_records: int = Field(default=50_000, ge=1)
     #: Seconds between catch-up rounds of the worker.
     interval_s: float = Field(default=2.0, gt=0)
+    #: Seconds between warehouse cleanings by the worker of ``shopops up`` (``shopops lake clean``
+    #: between two rounds: old snapshots expired, unreferenced files deleted); 0: never.
+    clean_interval_s: float = Field(default=3600.0, ge=0)
+    #: Snapshots each table keeps when cleaned.
+    clean_keep_snapshots: int = Field(default=10, ge=1)
+    #: Unreferenced files younger than this (seconds) are kept: a commit may be about to use them.
+    clean_older_than_s: float = Field(default=3600.0, ge=0)
     #: Topics ingested: a regular expression over topic names (CDC topics by default).
     topics: TopicPattern = CDC_TOPICS
     #: Build silver tables (current state per key) beside bronze.

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prometheus_client import Counter
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
 
@@ -31,9 +32,17 @@ from shopops.lake.bronze import BronzeTable
 from shopops.lake.checks import BatchChecker
 from shopops.lake.columnar import RecordColumns, record_columns
 from shopops.lake.decisions import SchemaDecisions
+from shopops.lake.maintenance import DEFAULT_KEEP_SNAPSHOTS, DEFAULT_OLDER_THAN_S, CleanReport, clean_lake
 from shopops.lake.silver import SilverTable, topic_parts
 
 log = get_logger("shopops.lake")
+
+CLEANED_FILES = Counter(
+    "shopops_lake_clean_deleted_files_total", "Warehouse files deleted by the worker's cleanings"
+)
+CLEANED_BYTES = Counter(
+    "shopops_lake_clean_deleted_bytes_total", "Bytes of the warehouse files the worker's cleanings deleted"
+)
 
 
 class Sink(Protocol):
@@ -277,6 +286,9 @@ class LakeIngestor:
         checker: BatchChecker | None = None,
         schemas: SchemaDecisions | None = None,
         on_round: Callable[[list[str], int], None] | None = None,
+        clean_interval_s: float = 0.0,
+        clean_keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+        clean_older_than_s: float = DEFAULT_OLDER_THAN_S,
     ) -> None:
         self.event_log = event_log
         self.catalog = catalog
@@ -293,6 +305,10 @@ class LakeIngestor:
         self.checker = checker
         self.schemas = schemas
         self.on_round = on_round
+        self.clean_interval_s = clean_interval_s
+        self.clean_keep_snapshots = clean_keep_snapshots
+        self.clean_older_than_s = clean_older_than_s
+        self._last_clean = time.monotonic()
         self._sinks: dict[str, list[Sink]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -375,7 +391,38 @@ class LakeIngestor:
                         self.on_round(self.topics(), read)
                     except Exception as exc:  # a listener never stops ingestion
                         log.error("lake round listener failed", error=str(exc))
+            try:
+                self.clean_if_due()
+            except Exception as exc:  # cleaning never stops ingestion; it is tried again later
+                log.error("lake clean failed", error=str(exc))
             self._stop.wait(self.interval_s)
+
+    def clean_if_due(self, now: float | None = None) -> list[CleanReport] | None:
+        """Clean the warehouse (:func:`~shopops.lake.maintenance.clean_lake`) if ``clean_interval_s``
+        (monotonic seconds) passed since the worker started or last cleaned; ``None`` if not due.
+
+        The worker runs it between two rounds, so it never races its own commits; the age guard
+        (``clean_older_than_s``) protects the files another worker is about to commit."""
+        now = time.monotonic() if now is None else now
+        if self.clean_interval_s <= 0 or now - self._last_clean < self.clean_interval_s:
+            return None
+        self._last_clean = now
+        reports = clean_lake(
+            self.catalog, keep_snapshots=self.clean_keep_snapshots, older_than_s=self.clean_older_than_s
+        )
+        files = sum(len(r.deleted) for r in reports)
+        size = sum(r.deleted_bytes for r in reports)
+        CLEANED_FILES.inc(files)
+        CLEANED_BYTES.inc(size)
+        self._sinks.clear()  # reopen the tables on their cleaned metadata
+        log.info(
+            "lake clean",
+            tables=len(reports),
+            expired=sum(r.expired for r in reports),
+            files=files,
+            bytes=size,
+        )
+        return reports
 
     def stop(self) -> None:
         self._stop.set()

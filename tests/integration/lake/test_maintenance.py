@@ -101,3 +101,48 @@ def test_bad_options_are_refused_with_the_reason(tmp_path: Path, monkeypatch: py
     empty = runner.invoke(app, ["lake", "clean", "--dry-run", "--json"])
     assert empty.exit_code == 0, empty.output
     assert orjson.loads(empty.output) == []
+
+
+def test_the_worker_cleans_the_warehouse_when_due_and_ingestion_goes_on(tmp_path: Path) -> None:
+    log = open_event_log(BackendSelection(type="sqlite"), home=tmp_path)
+    try:
+        run_simulation(
+            SimulationConfig(regions=[REGION], days=1, orders_per_day=120, seed=6), log, tmp_path / "truth"
+        )
+        catalog = open_catalog(None, None, tmp_path)
+        topic = f"{REGION}.shop.orders"
+        ingestor = LakeIngestor(
+            log, catalog, topics=f"^{topic}$", batch_records=40,
+            clean_interval_s=600, clean_keep_snapshots=2, clean_older_than_s=0,
+        )  # fmt: skip
+        started = ingestor._last_clean
+        ingestor.run_once()
+        assert ingestor.clean_if_due(now=started + 599) is None  # not due yet
+        reports = ingestor.clean_if_due(now=started + 600)
+        assert reports is not None
+        assert sum(len(r.deleted) for r in reports) > 0, "merges leave replaced files"
+        assert sum(r.expired for r in reports) > 0
+        assert ingestor.clean_if_due(now=started + 1199) is None  # the next one is an interval later
+
+        # Ingestion goes on on top of the cleaned tables, and silver is still the fold of the log.
+        source = {"lsn": 10**12, "ts_ms": 1}
+        log.produce(
+            topic,
+            encode_value(Op.CREATE, None, {"order_id": "late"}, source, 1),
+            encode_key({"order_id": "late"}),
+        )
+        log.flush()
+        assert ingestor.run_once() == 1
+        assert differences(fold(log, topic), read_silver(catalog, "shop.orders", [REGION])) == []
+        assert len(SilverTable(catalog, topic).table.metadata.snapshots) <= 3
+    finally:
+        log.close()
+
+
+def test_a_worker_without_an_interval_never_cleans(tmp_path: Path) -> None:
+    log = open_event_log(BackendSelection(type="sqlite"), home=tmp_path)
+    try:
+        ingestor = LakeIngestor(log, open_catalog(None, None, tmp_path), clean_interval_s=0)
+        assert ingestor.clean_if_due(now=ingestor._last_clean + 10**9) is None
+    finally:
+        log.close()
