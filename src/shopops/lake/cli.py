@@ -79,6 +79,7 @@ def ingest(
                 try:
                     time.sleep(cfg.interval_s)
                     total += ingestor.run_once(advance)
+                    ingestor.clean_if_due()  # every lake.clean_interval_s, as the worker of `shopops up`
                 except KeyboardInterrupt:
                     break
     console.print(
