@@ -30,6 +30,9 @@ def test_garbage_is_collected_and_live_objects_are_frozen(unfrozen: None) -> Non
     before = gc.get_freeze_count()
     frozen = settle_heap("test")
     assert gone() is None  # collected before the freeze, not kept forever
-    assert frozen == gc.get_freeze_count() > before
+    # Frozen temporaries of other threads may die right after the freeze (they leave the permanent
+    # generation as they are freed), so the count is not compared exactly.
+    assert frozen > before
+    assert gc.get_freeze_count() > before
     assert not any(o is kept for o in gc.get_objects())  # out of the generations the collector scans
     assert kept.me is kept
