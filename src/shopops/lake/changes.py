@@ -170,6 +170,26 @@ class _Prefix:
     schema: int
 
 
+_NO_KEY = "the record has no key (silver keeps rows per primary key)"
+_TRUNCATE = (
+    "a truncate event (the source emptied its table) is not applied to silver, which keeps its rows; "
+    "it stays in bronze"
+)
+
+
+def _is_truncate(raw: bytes | None) -> bool:
+    """Whether ``raw`` is a Debezium truncate event (plain or in a schema envelope)."""
+    if raw is None:
+        return False
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
+        doc = doc["payload"]
+    return isinstance(doc, dict) and doc.get("op") == "t"
+
+
 class ChangeDecoder:
     """Decodes the records of one topic; remembers envelope prefixes and declared schemas."""
 
@@ -287,7 +307,8 @@ class ChangeDecoder:
             try:
                 key, key_raw = self._key(raw_key) if raw_key is not None else (None, b"")
                 if key is None or not key:
-                    raise ValueError("the record has no key (silver keeps rows per primary key)")
+                    # Debezium sends a truncate without a key: name it, it is not a malformed record.
+                    raise ValueError(_TRUNCATE if _is_truncate(record.value) else _NO_KEY)
                 value = record.value
                 if value is None:
                     op, lsn, ts, row, schema = TOMBSTONE, None, record.timestamp_ms, None, -1
@@ -302,7 +323,7 @@ class ChangeDecoder:
                         if not isinstance(payload.get("before"), dict):
                             raise _InvalidEventError
                     elif op == "t":
-                        raise ValueError("a truncate event is not applied to silver (it stays in bronze)")
+                        raise ValueError(_TRUNCATE)
                     else:
                         raise _InvalidEventError
                     if not isinstance(source, dict) or (op != "d" and not isinstance(row, dict)):

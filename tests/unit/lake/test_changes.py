@@ -99,6 +99,9 @@ def test_plain_envelopes_tombstones_and_bad_records() -> None:
         Record(TOPIC, 0, 4, None, encode_value(Op.CREATE, None, _row(3), {"lsn": 1}, 5), 5),
         Record(TOPIC, 0, 5, b'{"order_id": "o-3"}', b'{"op": "x", "source": {}}', 5),
         Record(TOPIC, 0, 6, b'{"order_id": "o-3"}', encode_value(Op.TRUNCATE, None, None, {}, 5), 5),
+        # Debezium sends truncates without a key.
+        Record(TOPIC, 0, 7, None, encode_value(Op.TRUNCATE, None, None, {}, 5), 5),
+        Record(TOPIC, 0, 8, None, encode_value(Op.TRUNCATE, None, None, {}, 5, SCHEMA), 5),
     ]
     batch = ChangeDecoder().decode(records)
     assert batch.ops == ["c", "d", TOMBSTONE]
@@ -107,11 +110,11 @@ def test_plain_envelopes_tombstones_and_bad_records() -> None:
     assert batch.rows[1] is None
     assert batch.lsns == [10, 11, None]
     reasons = {offset: reason for _, offset, reason in batch.skipped}
-    assert set(reasons) == {3, 4, 5, 6}
+    assert set(reasons) == {3, 4, 5, 6, 7, 8}
     assert "value: not valid JSON" in reasons[3]
     assert "no key" in reasons[4]
     assert "payload.op" in reasons[5]
-    assert "truncate" in reasons[6]
+    assert all("a truncate event" in reasons[i] for i in (6, 7, 8))
 
 
 def test_duplicates_and_replayed_events_change_nothing_and_tombstones_follow_deletes() -> None:
