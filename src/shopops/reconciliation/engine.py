@@ -167,7 +167,9 @@ def build_plan(inputs: Inputs, rules: Mapping[str, RegionRules], window: Window)
     keys = flagged.select(fk=flagged.k).distinct()
     # One pass over the payments serves both the payments' own checks and the candidate orders.
     reviewed = _payment_review(p, fx, keys, rules, offsets).cache()
-    enriched = _enrich(flagged, reviewed, keys, led, order_journal, rules, flag_names).cache()
+    enriched = _enrich(
+        flagged, reviewed, keys, led, order_journal, rules, flag_names, _high_water(led)
+    ).cache()
     payments_flagged = reviewed.filter(reviewed.flagged)
     pieces = [*_payment_exceptions(payments_flagged, ref), *_order_exceptions(enriched, ref)]
     if inputs.duplicates is not None:
@@ -491,7 +493,7 @@ def _order_flags(o: ir.Table, p: ir.Table, led: ir.Table, code: str, rules: Regi
     )
     orders = o.select(
         "order_id", "region", "status", "currency", "total", "day", "created_at",
-        paid=o.status.isin(sorted(rules.paid_statuses)), total_u=_units(o.total),
+        paid=_paid(o, {code: rules}), total_u=_units(o.total),
     )  # fmt: skip
     orders = orders.left_join(per_led, orders.order_id == per_led.l_order).drop("l_order")
     j = orders.join(per_pay, orders.order_id == per_pay.p_order, how="outer")
@@ -527,6 +529,7 @@ def _enrich(
     order_journal: ir.StringValue,
     rules: Mapping[str, RegionRules],
     flags: list[str],
+    high_water: Mapping[str, float],
 ) -> ir.Table:
     """Settle the candidate breaks (materialised, few) on ids, and add what explanations name."""
     regions = list(rules)
@@ -578,9 +581,6 @@ def _enrich(
 
     # How far each region's ledger has booked: a settlement younger than that (less the booking
     # window) is still on its way to the ledger, not a break.
-    # Computed here, once (a two-column scan), so that the plan below reads the ledger only once.
-    marks = led.group_by("region").aggregate(high_water=led.booked_at.max()).to_pyarrow().to_pylist()
-    high_water = {m["region"]: float(m["high_water"]) for m in marks if m["high_water"] is not None}
     book_h = _by_region(f.e_region, {r: rules[r].windows.book_within_hours for r in regions}, 6.0)
     cases = [(f.e_region == r, ibis.literal(v)) for r, v in high_water.items()]
     last_booked = ibis.cases(*cases, else_=ibis.null("float64")) if cases else ibis.null("float64")
@@ -592,6 +592,13 @@ def _enrich(
         "f_dup_led",
     ]
     return f.filter(ibis.or_(*[f[name] for name in final]))
+
+
+def _high_water(led: ir.Table) -> dict[str, float]:
+    """The newest booking time of each region's ledger (microseconds), read by a query of its own:
+    a two-column scan, so that the plan reading the ledger's entries does not also aggregate it."""
+    marks = led.group_by("region").aggregate(high_water=led.booked_at.max()).to_pyarrow().to_pylist()
+    return {m["region"]: float(m["high_water"]) for m in marks if m["high_water"] is not None}
 
 
 def _order_exceptions(j: ir.Table, ref: Mapping[str, str]) -> list[ir.Table]:

@@ -360,19 +360,21 @@ def _summary(order_days: pa.Table, exceptions: pa.Table, regions: list[str], win
             total = row["order_total"]
             days[(row["region"], day)] = (int(row["orders"]), int(row["paid_orders"] or 0), float(total or 0))
     per_class: dict[tuple[str, date], Counter[str]] = {}
+    breaks: Counter[tuple[str, date]] = Counter()
     broken: dict[tuple[str, date], int] = {}
     if exceptions.num_rows:
         counts = exceptions.group_by([*keys, "class", "severity"]).aggregate([("exception_id", "count")])
         for row in counts.to_pylist():
-            bucket = per_class.setdefault((row["region"], row["business_date"]), Counter())
-            bucket[row["class"]] += row["exception_id_count"]
-            bucket["\0" + row["severity"]] += row["exception_id_count"]
-        breaks = exceptions.filter(
+            key = (row["region"], row["business_date"])
+            per_class.setdefault(key, Counter())[row["class"]] += row["exception_id_count"]
+            if row["severity"] == "break":
+                breaks[key] += row["exception_id_count"]
+        of_orders = exceptions.filter(
             pc.and_(
                 pc.equal(exceptions.column("severity"), "break"), pc.is_valid(exceptions.column("order_id"))
             )
         )
-        for row in breaks.group_by(keys).aggregate([("order_id", "count_distinct")]).to_pylist():
+        for row in of_orders.group_by(keys).aggregate([("order_id", "count_distinct")]).to_pylist():
             broken[(row["region"], row["business_date"])] = row["order_id_count_distinct"]
     columns: dict[str, list[Any]] = {
         name: []
@@ -398,7 +400,7 @@ def _summary(order_days: pa.Table, exceptions: pa.Table, regions: list[str], win
         columns["order_total"].append(total)
         columns["matched_orders"].append(max(orders - broken.get(key, 0), 0))
         columns["exceptions"].append(sum(found[cls.value] for cls in ExceptionClass))
-        columns["breaks"].append(found["\0break"])
+        columns["breaks"].append(breaks[key])
         for cls in ExceptionClass:
             columns[cls.value].append(found[cls.value])
     types = {"region": pa.string(), "business_date": pa.date32(), "order_total": pa.float64()}
