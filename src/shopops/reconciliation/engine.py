@@ -100,6 +100,11 @@ def _unit(currency: ir.StringValue) -> ir.FloatingValue:
     )
 
 
+def _known(currency: ir.StringValue) -> ir.BooleanValue:
+    """Whether ``currency`` has a known minor unit (false for NULL)."""
+    return currency.isin(list(MINOR_UNITS)).fill_null(False)
+
+
 def _paid(orders: ir.Table, rules: Mapping[str, RegionRules]) -> ir.BooleanValue:
     """Whether an order's status counts as paid under its region's rules (orders of those regions)."""
     statuses = {code: sorted(r.paid_statuses) for code, r in rules.items()}
@@ -227,7 +232,7 @@ def _payment_review(
         | ((c.created_at - captured).cast("float64") / US_PER_HOUR > c.record_h)
         | ((c.settled_at - captured).cast("float64").fill_null(0.0) / US_PER_HOUR > c.settle_h)
         | (c.region != c.merchant_region)
-        | _unit(c.currency).isnull()
+        | ~_known(c.currency)
         | (c.settlement_amount.notnull() & (c.settlement_amount != c.amount - c.fee.fill_null(0)))
     )
     r = fx.rename(fx_region="region", fx_day="rate_date", fx_quote="quote", ref_rate="rate")
@@ -235,46 +240,56 @@ def _payment_review(
         "fx_region", "fx_day", "fx_quote"
     )
 
+    # Staged: each step names its values as columns, so the next reads them instead of repeating
+    # their expressions (the minor-unit lookup, the conversion) inside every flag.
     settled = c.settlement_amount.notnull()
-    unknown = _unit(c.currency).isnull() | (settled & _unit(c.settlement_currency).isnull())
-    converted = settled & (c.settlement_currency != c.currency)
-    unit = _unit(c.settlement_currency)
-    net = (c.amount - c.fee.fill_null(0)).cast("float64")
-    applied = c.settlement_fx_rate.fill_null(c.ref_rate)
+    c = c.mutate(
+        unit=_unit(c.settlement_currency),
+        unknown=~_known(c.currency) | (settled & ~_known(c.settlement_currency)),
+        converted=settled & (c.settlement_currency != c.currency),
+        net=(c.amount - c.fee.fill_null(0)).cast("float64"),
+        applied=c.settlement_fx_rate.fill_null(c.ref_rate),
+    )
     exact = ibis.cases(
-        (~converted, net),
-        (c.settlement_currency == "USD", net / applied),
-        (c.currency == "USD", net * applied),
+        (~c.converted, c.net),
+        (c.settlement_currency == "USD", c.net / c.applied),
+        (c.currency == "USD", c.net * c.applied),
         else_=ibis.null("float64"),
     )
-    residual = c.settlement_amount.cast("float64") - exact
-    deviation = ((applied / c.ref_rate) - 1.0).abs() * 100.0
-    no_rate = converted & c.ref_rate.isnull()
-    checkable = settled & ~unknown & ~no_rate
-    off_rounding = checkable & (residual.abs() > unit * 0.5 + _EPS)
-    within_rounding = off_rounding & (residual.abs() <= unit * (c.rounding_units + 0.5) + _EPS)
-    fx_off = checkable & converted & (deviation > 1e-6)
-    within_fx = fx_off & (deviation <= c.fx_pct + _EPS)
-    late = (c.record_delay_h > c.record_h) | (c.settle_delay_h.fill_null(0.0) > c.settle_h)
-    cross = c.region != c.merchant_region
+    c = c.mutate(exact=exact, deviation=((c.applied / c.ref_rate) - 1.0).abs() * 100.0)
     c = c.mutate(
-        unit=unit,
-        exact=exact,
-        residual=residual,
-        deviation=deviation,
-        applied=applied,
-        converted=converted,
-        unknown=unknown,
-        no_rate=no_rate,
-        late=late,
-        cross=cross,
-        off_rounding=off_rounding.fill_null(False),
-        within_rounding=within_rounding.fill_null(False),
-        fx_off=fx_off.fill_null(False),
-        within_fx=within_fx.fill_null(False),
+        residual=c.settlement_amount.cast("float64") - c.exact,
+        no_rate=c.converted & c.ref_rate.isnull(),
+        checkable=c.settlement_amount.notnull() & ~c.unknown & ~(c.converted & c.ref_rate.isnull()),
     )
-    c = c.mutate(flagged=c.late | c.cross | c.unknown | c.no_rate | c.off_rounding | c.fx_off)
-    return c.filter(c.flagged | c.of_candidate)
+    off_rounding = c.checkable & (c.residual.abs() > c.unit * 0.5 + _EPS)
+    fx_off = c.checkable & c.converted & (c.deviation > 1e-6)
+    c = c.mutate(
+        late=(c.record_delay_h > c.record_h) | (c.settle_delay_h.fill_null(0.0) > c.settle_h),
+        cross=c.region != c.merchant_region,
+        off_rounding=off_rounding.fill_null(False),
+        fx_off=fx_off.fill_null(False),
+    )
+    c = c.mutate(
+        within_rounding=(
+            c.off_rounding & (c.residual.abs() <= c.unit * (c.rounding_units + 0.5) + _EPS)
+        ).fill_null(False),
+        within_fx=(c.fx_off & (c.deviation <= c.fx_pct + _EPS)).fill_null(False),
+        flagged=c.late | c.cross | c.unknown | c.no_rate | c.off_rounding | c.fx_off,
+    )
+    c = c.filter(c.flagged | c.of_candidate)
+    return c.select(*_REVIEWED)
+
+
+#: What the exceptions and :func:`_enrich` read of a reviewed payment (the rest is not kept).
+_REVIEWED = (
+    "region", "payment_id", "order_id", "merchant_region", "provider", "currency", "amount",
+    "settlement_currency", "settlement_amount", "settled_at", "created_at", "cap_day", "mcur",
+    "record_delay_h", "settle_delay_h", "record_h", "settle_h", "rounding_units", "fx_pct", "set_day",
+    "quote", "of_candidate", "ref_rate", "exact", "residual", "deviation", "applied", "converted",
+    "unknown", "no_rate", "late", "cross", "off_rounding", "within_rounding", "fx_off", "within_fx",
+    "flagged",
+)  # fmt: skip
 
 
 def _payment_exceptions(c: ir.Table, ref: Mapping[str, str]) -> list[ir.Table]:
