@@ -56,7 +56,7 @@ from shopops.reconciliation.rules import load_rules
 from shopops.reconciliation.service import ReconciliationService
 from shopops.reconciliation.tables import SCHEMAS
 
-console = Console()
+console = Console(width=max(Console().width, 120))
 H = 3_600_000_000
 REGIONS = {"vn": ("VND", 0, 7, 25_000.0), "sg": ("SGD", 2, 8, 1.34), "th": ("THB", 2, 7, 35.0)}
 START = date(2026, 1, 1)
