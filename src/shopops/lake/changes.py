@@ -159,6 +159,8 @@ class ChangeBatch:
     schemas: list[int] = field(default_factory=list)
     #: Records that are not valid change events: (partition, offset, reason).
     skipped: list[tuple[int, int, str]] = field(default_factory=list)
+    #: Truncate events (the source emptied its table), in log order.
+    truncates: list[Truncate] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -171,23 +173,73 @@ class _Prefix:
 
 
 _NO_KEY = "the record has no key (silver keeps rows per primary key)"
-_TRUNCATE = (
-    "a truncate event (the source emptied its table) is not applied to silver, which keeps its rows; "
-    "it stays in bronze"
-)
 
 
-def _is_truncate(raw: bytes | None) -> bool:
-    """Whether ``raw`` is a Debezium truncate event (plain or in a schema envelope)."""
-    if raw is None:
-        return False
-    try:
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    """A truncate event: the source emptied its table at this position.
+
+    Every state left by an event before it is gone, and an event before it that arrives late
+    (from another partition, or replayed) no longer applies. "Before" is decided as for two
+    events of one key (:func:`supersedes`): by ``source.lsn`` when both carry one, else by offset
+    in the same partition, else by source time (an event at the truncate's very millisecond, in
+    another partition and without LSN, counts as after it).
+    """
+
+    lsn: int | None
+    partition: int
+    offset: int
+    ts_ms: int
+
+    def precedes(self, lsn: int | None, partition: int, offset: int, ts_ms: int) -> bool:
+        """Whether an event at this position comes before the truncate (and is truncated away)."""
+        return not supersedes(
+            lsn, partition, offset, ts_ms, self.lsn, self.partition, self.offset, self.ts_ms
+        )
+
+    def later(self, other: Truncate | None) -> Truncate:
+        """Whichever of this truncate and ``other`` comes last."""
+        if other is None or not other.precedes(self.lsn, self.partition, self.offset, self.ts_ms):
+            return self
+        return other
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {"lsn": self.lsn, "partition": self.partition, "offset": self.offset, "ts_ms": self.ts_ms}
+        ).decode()
+
+    @classmethod
+    def from_json(cls, raw: str) -> Truncate:
         doc = orjson.loads(raw)
+        return cls(doc["lsn"], doc["partition"], doc["offset"], doc["ts_ms"])
+
+
+def _truncate(record: Record) -> Truncate | None:
+    """The record as a :class:`Truncate`, if it is a Debezium truncate event (plain or in a schema
+    envelope; Debezium sends them without a key)."""
+    if record.value is None:
+        return None
+    try:
+        doc = orjson.loads(record.value)
     except orjson.JSONDecodeError:
-        return False
+        return None
     if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
         doc = doc["payload"]
-    return isinstance(doc, dict) and doc.get("op") == "t"
+    if not isinstance(doc, dict) or doc.get("op") != "t":
+        return None
+    source = doc.get("source")
+    source = source if isinstance(source, dict) else {}
+    lsn = source.get("lsn")
+    ts = next(
+        (
+            t
+            for t in (source.get("ts_ms"), doc.get("ts_ms"))
+            if isinstance(t, int) and not isinstance(t, bool)
+        ),
+        record.timestamp_ms,
+    )
+    valid_lsn = isinstance(lsn, int) and not isinstance(lsn, bool)
+    return Truncate(lsn if valid_lsn else None, record.partition, record.offset, ts)
 
 
 class ChangeDecoder:
@@ -304,11 +356,15 @@ class ChangeDecoder:
         ts: Any
         for record in records:
             raw_key = record.key
+            # Debezium sends a truncate without a key; one with a key is recognised below.
+            truncate = _truncate(record) if raw_key is None else None
+            if truncate is not None:
+                out.truncates.append(truncate)
+                continue
             try:
                 key, key_raw = self._key(raw_key) if raw_key is not None else (None, b"")
                 if key is None or not key:
-                    # Debezium sends a truncate without a key: name it, it is not a malformed record.
-                    raise ValueError(_TRUNCATE if _is_truncate(record.value) else _NO_KEY)
+                    raise ValueError(_NO_KEY)
                 value = record.value
                 if value is None:
                     op, lsn, ts, row, schema = TOMBSTONE, None, record.timestamp_ms, None, -1
@@ -323,7 +379,7 @@ class ChangeDecoder:
                         if not isinstance(payload.get("before"), dict):
                             raise _InvalidEventError
                     elif op == "t":
-                        raise ValueError(_TRUNCATE)
+                        raise _TruncateEventError
                     else:
                         raise _InvalidEventError
                     if not isinstance(source, dict) or (op != "d" and not isinstance(row, dict)):
@@ -336,6 +392,11 @@ class ChangeDecoder:
                         ts = payload.get("ts_ms")
                         if not isinstance(ts, int) or isinstance(ts, bool):
                             ts = record.timestamp_ms
+            except _TruncateEventError:
+                found = _truncate(record)
+                if found is not None:
+                    out.truncates.append(found)
+                continue
             except (_InvalidEventError, orjson.JSONDecodeError, AttributeError, TypeError):
                 out.skipped.append((record.partition, record.offset, _reason(record)))
                 continue
@@ -356,6 +417,10 @@ class ChangeDecoder:
 
 class _InvalidEventError(Exception):
     """A record that is not a valid change event (the reason is worked out by ``decode``)."""
+
+
+class _TruncateEventError(Exception):
+    """A keyed record that is a truncate event (:attr:`ChangeBatch.truncates`, not a row)."""
 
 
 def _reason(record: Record) -> str:

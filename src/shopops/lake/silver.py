@@ -13,6 +13,10 @@ carry one (a duplicate with the same LSN, or a replayed older event, is a no-op)
 in the key's partition (a key always lands in one partition), else by source time. This holds
 inside a batch and against what the table already holds.
 
+A truncate event removes every row (and delete marker) whose event came before it, in the
+commit that applies its batch, and stays recorded in the snapshot summary
+(:data:`TRUNCATED_PROPERTY`) so that an event from before it read later does not apply.
+
 Exactly once, as for bronze: the table is built from the event log in micro-batches, and the
 next offset of every partition is written in the summary of the snapshot that applied the batch
 (``shopops.offsets``), in the same catalog commit as the data. The merge is copy-on-write on
@@ -61,6 +65,7 @@ from shopops.lake.changes import (
     ChangeDecoder,
     ConversionError,
     SourceColumn,
+    Truncate,
     arrow_type,
     column_pieces,
     key_source,
@@ -104,6 +109,9 @@ log = get_logger("shopops.lake.silver")
 NAMESPACE = "silver"
 #: Columns of the in-memory index of a data file.
 INDEX_COLUMNS = ("_key", "_lsn", "_partition", "_offset", "_source_ts_ms", "_op")
+#: Snapshot summary property: the last truncate applied (JSON of :class:`Truncate`), carried by
+#: every later snapshot, so that an event from before it that arrives late does not apply.
+TRUNCATED_PROPERTY = "shopops.truncated"
 _ROW_OPS = ("c", "u", "r")
 #: Up to this size, the content of the data file a worker wrote last stays in memory.
 KEEP_WRITTEN_BYTES = 64 << 20
@@ -242,17 +250,29 @@ class SilverTable:
                 return done
         batch = self.decoder.decode(records)
         self._report_skipped(batch.skipped)
+        stored = self.truncated()
+        truncate = stored
+        for event in batch.truncates:
+            truncate = event.later(truncate)
+        # Events from before the last truncate are gone with it: neither applied nor checked.
+        stale: set[int] = set()
+        if truncate is not None:
+            stale = {
+                i
+                for i in range(len(batch))
+                if truncate.precedes(batch.lsns[i], batch.partitions[i], batch.offsets[i], batch.ts_ms[i])
+            }
         excluded: set[int] = set()
         refused: dict[int, str] = {}
         if self.schemas is not None:
-            refused = self._decide(batch, records)
+            refused = {i: r for i, r in self._decide(batch, records).items() if i not in stale}
             excluded.update(refused)
         rejected: pa.Table | None = None
         if self.checker is not None:
-            failed, rejected = self._check(batch, excluded)
+            failed, rejected = self._check(batch, excluded | stale)
             excluded.update(failed)
         while True:
-            winners, inherited = reduce_per_key(batch, excluded)
+            winners, inherited = reduce_per_key(batch, excluded | stale)
             try:
                 rows, tombstone = self._typed(batch, winners, inherited)
             except ConversionError as exc:
@@ -271,10 +291,22 @@ class SilverTable:
             quarantined = held[0] if len(held) == 1 else pa.concat_tables(held, promote_options="permissive")
             self.quarantine.append(quarantined, offsets)
             APPLIED.labels(self.name, "quarantined").inc(quarantined.num_rows)
-        written = self._merge(rows, tombstone, offsets)
-        APPLIED.labels(self.name, "applied").inc(written)
-        APPLIED.labels(self.name, "superseded").inc(len(batch) - written - len(excluded))
+        newer = truncate if truncate is not None and truncate != stored else None
+        written = self._merge(rows, tombstone, offsets, truncate, newer)
+        APPLIED.labels(self.name, "applied").inc(written + (newer is not None))
+        superseded = len(batch) - written - len(excluded) + len(batch.truncates) - (newer is not None)
+        APPLIED.labels(self.name, "superseded").inc(superseded)
         return written
+
+    def truncated(self) -> Truncate | None:
+        """The last truncate event applied to the table (from its current snapshot), if any."""
+        snapshot = self.table.current_snapshot()
+        raw = (
+            snapshot.summary.additional_properties.get(TRUNCATED_PROPERTY)
+            if snapshot and snapshot.summary
+            else None
+        )
+        return Truncate.from_json(raw) if raw else None
 
     def _report_skipped(self, skipped: list[tuple[int, int, str]]) -> None:
         if not skipped:
@@ -493,6 +525,12 @@ class SilverTable:
         column (the per-record path then skips just those events)."""
         keep: pa.Array | None = None
         checked: pa.Table | None = None
+        truncate = self.truncated()
+        if (
+            truncate is not None
+            and pc.any(_before(truncate, batch.lsns, batch.partitions, batch.offsets, batch.ts_ms)).as_py()
+        ):
+            return None  # events from before the last truncate, arriving late: the per-record path drops them
         try:
             if self.schemas is not None and not self._settled(batch):
                 return None  # the registry has a schema to judge: the per-record path asks it
@@ -515,7 +553,7 @@ class SilverTable:
             rows = checked.take(winners) if checked is not None else self._typed_columns(batch, winners)
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError):
             return None
-        written = self._merge(rows, pa.repeat(pa.scalar(False), rows.num_rows), offsets)
+        written = self._merge(rows, pa.repeat(pa.scalar(False), rows.num_rows), offsets, truncate)
         excluded = len(batch) - (keep.true_count if keep is not None else len(batch))
         APPLIED.labels(self.name, "applied").inc(written)
         APPLIED.labels(self.name, "superseded").inc(len(batch) - written - excluded)
@@ -643,10 +681,27 @@ class SilverTable:
             ["_key", "e_lsn", "e_partition", "e_offset", "e_ts", "e_op", "__file"]
         )
 
-    def _merge(self, rows: pa.Table, tombstone: pa.Array, offsets: dict[int, int]) -> int:
+    def _merge(
+        self,
+        rows: pa.Table,
+        tombstone: pa.Array,
+        offsets: dict[int, int],
+        truncate: Truncate | None = None,
+        newer: Truncate | None = None,
+    ) -> int:
+        """Merge the batch's ``rows`` into the table and commit. ``truncate``: the last truncate,
+        recorded with the commit; ``newer``: a truncate this batch brings, whose rows from before
+        it are removed (the files holding them rewritten)."""
         files = self._live_files()
         index = self._file_index(files)
-        if rows.num_rows and index is not None:
+        cleared: list[int] = []
+        if newer is not None and index is not None:
+            gone = _before(newer, index["e_lsn"], index["e_partition"], index["e_offset"], index["e_ts"])
+            cleared = pc.unique(index["__file"].filter(gone)).to_pylist()
+            removed = pc.sum(gone).as_py() or 0
+            index = index.filter(pc.invert(gone))
+            log.info("silver table truncated", table=self.name, lsn=newer.lsn, rows_removed=removed)
+        if rows.num_rows and index is not None and index.num_rows:
             applied, lsn, touched = _decide(rows, tombstone, index)
             rows = rows.take(applied)
             rows = rows.set_column(rows.schema.get_field_index("_lsn"), "_lsn", lsn)
@@ -656,18 +711,29 @@ class SilverTable:
             touched = []
         else:
             touched = []
-        affected = [files[i] for i in touched]
+        affected = [files[i] for i in sorted(set(touched) | set(cleared))]
         if len(files) - len(affected) + 1 > self.max_files:
             affected = list(files)  # compaction: everything into one file
         content = rows
         if affected:
             changed = rows.column("_key")
-            kept = [
-                self._read(f).filter(pc.invert(pc.is_in(self._read_keys(f), value_set=changed)))
-                for f in affected
-            ]
+            kept = []
+            for data_file in affected:
+                stays = pc.invert(pc.is_in(self._read_keys(data_file), value_set=changed))
+                if newer is not None:
+                    position = self._index[data_file.file_path]
+                    stays = pc.and_(
+                        stays,
+                        pc.invert(
+                            _before(
+                                newer, position["_lsn"], position["_partition"], position["_offset"],
+                                position["_source_ts_ms"],
+                            )
+                        ),
+                    )  # fmt: skip
+                kept.append(self._read(data_file).filter(stays))
             content = pa.concat_tables([*kept, rows])
-        self._commit(content, affected, offsets)
+        self._commit(content, affected, offsets, truncate)
         return int(rows.num_rows)
 
     def _read(self, data_file: DataFile) -> pa.Table:
@@ -683,15 +749,20 @@ class SilverTable:
     def _read_keys(self, data_file: DataFile) -> pa.ChunkedArray:
         return self._index[data_file.file_path].column("_key")
 
-    def _commit(self, content: pa.Table, affected: list[DataFile], offsets: dict[int, int]) -> None:
+    def _commit(
+        self, content: pa.Table, affected: list[DataFile], offsets: dict[int, int], truncate: Truncate | None
+    ) -> None:
         written: list[DataFile] = []
+        summary = offsets_property(offsets)
+        if truncate is not None:
+            summary[TRUNCATED_PROPERTY] = truncate.to_json()
         accepted = self._accepted | self._accepting | _accepted_schemas(self.table)
         try:
             with Transaction(self.table) as tx:
                 if accepted != _accepted_schemas(self.table):
                     # The schemas accepted with this batch, committed with it.
                     tx.set_properties({ACCEPTED_SCHEMAS_PROPERTY: orjson.dumps(sorted(accepted)).decode()})
-                snapshot = tx.update_snapshot(snapshot_properties=offsets_property(offsets))
+                snapshot = tx.update_snapshot(snapshot_properties=summary)
                 producer = snapshot.overwrite() if affected else snapshot.fast_append()
                 with producer:
                     for data_file in affected:
@@ -723,6 +794,26 @@ class SilverTable:
             if content.nbytes <= KEEP_WRITTEN_BYTES:
                 self._written = {written[0].file_path: content}
         expire_old_snapshots(self.table, self.keep_snapshots)
+
+
+def _before(
+    truncate: Truncate,
+    lsn: pa.Array | pa.ChunkedArray,
+    partition: pa.Array | pa.ChunkedArray,
+    offset: pa.Array | pa.ChunkedArray,
+    ts_ms: pa.Array | pa.ChunkedArray,
+) -> pa.Array:
+    """Which of the events (or states) at these positions come before ``truncate`` (vectorised
+    :meth:`Truncate.precedes`)."""
+    by_log = pc.if_else(
+        pc.equal(partition, truncate.partition),
+        pc.less(offset, truncate.offset),
+        pc.less(ts_ms, truncate.ts_ms),
+    )
+    if truncate.lsn is None:
+        return pc.fill_null(by_log, False)
+    by_lsn = pc.less_equal(lsn, truncate.lsn)
+    return pc.fill_null(pc.if_else(pc.is_valid(lsn), by_lsn, by_log), False)
 
 
 def _accepted_schemas(table: Table) -> set[str]:

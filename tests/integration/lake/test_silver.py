@@ -19,8 +19,10 @@ from shopops.core.errors import InvalidInputError, NotFoundError
 from shopops.core.registry import BackendSelection
 from shopops.events.backends import open_event_log
 from shopops.events.debezium import Op, encode_value
+from shopops.events.model import Record
 from shopops.events.port import EventLog
 from shopops.lake.catalog import open_catalog
+from shopops.lake.changes import Truncate
 from shopops.lake.checks import CHECK_COLUMN, REASON_COLUMN, BatchVerdict
 from shopops.lake.ingest import LakeIngestor, ingest_topic
 from shopops.lake.quarantine import QuarantineTable, read_quarantine
@@ -262,6 +264,88 @@ def test_late_duplicate_deleted_and_bad_events_across_batches(tmp_path: Path) ->
     assert SilverTable(catalog, "zz.app.items").committed_offsets() == log.end_offsets("zz.app.items")
     assert table.scan().to_arrow().num_rows == 4  # one row per key, no copies
     log.close()
+
+
+_ITEMS = "zz.app.items"
+
+
+def _at(partition: int, offset: int, key: str | None, op: Op, lsn: int | None, ts: int, **row: Any) -> Record:
+    """A change event of ``_ITEMS`` at a given position (a truncate when ``op`` is TRUNCATE)."""
+    source = {"ts_ms": ts} if lsn is None else {"lsn": lsn, "ts_ms": ts}
+    after = None if op in (Op.DELETE, Op.TRUNCATE) else {"id": key, **row}
+    before = {"id": key} if op is Op.DELETE else None
+    raw_key = None if key is None else orjson.dumps({"id": key})
+    return Record(_ITEMS, partition, offset, raw_key, encode_value(op, before, after, source, ts), ts)
+
+
+def _items(catalog: Any) -> dict[str, tuple[Any, Any]]:
+    return {r["id"]: (r.get("n"), r["_lsn"]) for r in read_silver(catalog, "app.items").to_pylist()}
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["columnar", "per-record"])
+def test_a_truncate_empties_the_table_and_keeps_late_older_events_out(tmp_path: Path, fast: bool) -> None:
+    catalog = open_catalog(None, None, tmp_path)
+    silver = SilverTable(catalog, _ITEMS, fast=fast)
+    silver.write(
+        [
+            _at(0, 0, "a", Op.CREATE, 10, 1, n=1),
+            _at(1, 0, "b", Op.CREATE, 11, 2, n=1),
+            _at(0, 1, "c", Op.CREATE, 12, 3, n=1),
+            _at(0, 2, "a", Op.UPDATE, 13, 4, n=2),
+        ],
+        {0: 3, 1: 1},
+    )
+    assert _items(catalog) == {"a": (2, 13), "b": (1, 11), "c": (1, 12)}
+    assert silver.truncated() is None
+
+    # The truncate (keyless, as Debezium sends it) comes with events from both sides of it: b's
+    # update was made before it but is read after it, from the other partition.
+    silver.write(
+        [
+            _at(0, 3, None, Op.TRUNCATE, 20, 5),
+            _at(0, 4, "d", Op.CREATE, 21, 6, n=1),
+            _at(1, 1, "b", Op.UPDATE, 15, 4, n=99),
+            _at(1, 2, "e", Op.CREATE, 22, 7, n=1),
+        ],
+        {0: 5, 1: 3},
+    )
+    assert _items(catalog) == {"d": (1, 21), "e": (1, 22)}
+    table = catalog.load_table("silver.zz__app__items")
+    assert table.scan().to_arrow().num_rows == 2  # the rows are gone, not hidden
+    assert silver.truncated() == Truncate(20, 0, 3, 5)
+
+    # After a restart: a late event from before the truncate still does not apply; later ones do,
+    # and a replayed copy of the truncate changes nothing.
+    silver = SilverTable(catalog, _ITEMS, fast=fast)
+    silver.write([_at(1, 3, "c", Op.UPDATE, 18, 4, n=99), _at(1, 4, "d", Op.UPDATE, 23, 8, n=9)], {1: 5})
+    silver.write([_at(1, 5, "f", Op.CREATE, 30, 9, n=1)], {1: 6})
+    assert silver.truncated() == Truncate(20, 0, 3, 5)  # carried by every later commit
+    silver.write([_at(0, 3, None, Op.TRUNCATE, 20, 5)], {0: 5, 1: 6})
+    assert _items(catalog) == {"d": (9, 23), "e": (1, 22), "f": (1, 30)}
+    assert SilverTable(catalog, _ITEMS).truncated() == Truncate(20, 0, 3, 5)
+    assert SilverTable(catalog, _ITEMS).committed_offsets() == {0: 5, 1: 6}
+
+    # A second truncate empties it again, delete markers included.
+    silver.write([_at(0, 5, "e", Op.DELETE, 31, 10), _at(0, 6, None, Op.TRUNCATE, 40, 11)], {0: 7, 1: 6})
+    assert _items(catalog) == {}
+    assert catalog.load_table("silver.zz__app__items").scan().to_arrow().num_rows == 0
+    assert silver.truncated() == Truncate(40, 0, 6, 11)
+
+
+def test_a_truncate_without_lsn_orders_by_partition_offset_then_source_time(tmp_path: Path) -> None:
+    catalog = open_catalog(None, None, tmp_path)
+    silver = SilverTable(catalog, _ITEMS)
+    silver.write(
+        [
+            _at(0, 0, "x", Op.CREATE, None, 100, n=1),
+            _at(1, 0, "z", Op.CREATE, None, 150, n=1),  # before the truncate by source time
+            _at(0, 1, None, Op.TRUNCATE, None, 200),
+            _at(0, 2, "y", Op.CREATE, None, 190, n=1),  # after it in its partition, whatever its time
+            _at(1, 1, "w", Op.CREATE, None, 200, n=1),  # at its millisecond: after it
+        ],
+        {0: 3, 1: 2},
+    )
+    assert set(_items(catalog)) == {"y", "w"}
 
 
 def test_cli_lists_and_shows_the_lake(

@@ -18,6 +18,7 @@ from shopops.lake.changes import (
     ChangeDecoder,
     ConversionError,
     SourceColumn,
+    Truncate,
     column_pieces,
     connect_column,
     infer_plain,
@@ -98,10 +99,10 @@ def test_plain_envelopes_tombstones_and_bad_records() -> None:
         Record(TOPIC, 0, 3, b'{"order_id": "o-2"}', b"not json", 5),
         Record(TOPIC, 0, 4, None, encode_value(Op.CREATE, None, _row(3), {"lsn": 1}, 5), 5),
         Record(TOPIC, 0, 5, b'{"order_id": "o-3"}', b'{"op": "x", "source": {}}', 5),
-        Record(TOPIC, 0, 6, b'{"order_id": "o-3"}', encode_value(Op.TRUNCATE, None, None, {}, 5), 5),
+        Record(TOPIC, 0, 6, b'{"order_id": "o-3"}', encode_value(Op.TRUNCATE, None, None, {"lsn": 40}, 5), 5),
         # Debezium sends truncates without a key.
-        Record(TOPIC, 0, 7, None, encode_value(Op.TRUNCATE, None, None, {}, 5), 5),
-        Record(TOPIC, 0, 8, None, encode_value(Op.TRUNCATE, None, None, {}, 5, SCHEMA), 5),
+        Record(TOPIC, 0, 7, None, encode_value(Op.TRUNCATE, None, None, {"lsn": 41, "ts_ms": 7}, 6), 9),
+        Record(TOPIC, 0, 8, None, encode_value(Op.TRUNCATE, None, None, {}, 8, SCHEMA), 9),
     ]
     batch = ChangeDecoder().decode(records)
     assert batch.ops == ["c", "d", TOMBSTONE]
@@ -110,11 +111,29 @@ def test_plain_envelopes_tombstones_and_bad_records() -> None:
     assert batch.rows[1] is None
     assert batch.lsns == [10, 11, None]
     reasons = {offset: reason for _, offset, reason in batch.skipped}
-    assert set(reasons) == {3, 4, 5, 6, 7, 8}
+    assert set(reasons) == {3, 4, 5}
     assert "value: not valid JSON" in reasons[3]
     assert "no key" in reasons[4]
     assert "payload.op" in reasons[5]
-    assert all("a truncate event" in reasons[i] for i in (6, 7, 8))
+    # Truncates, keyed or not, plain or in a schema envelope: their position (source time, else
+    # the event's, else the record's).
+    assert batch.truncates == [Truncate(40, 0, 6, 5), Truncate(41, 0, 7, 7), Truncate(None, 0, 8, 8)]
+
+
+def test_a_truncate_is_later_than_another_and_precedes_events_by_lsn_then_log_order() -> None:
+    first, second = Truncate(20, 0, 3, 500), Truncate(30, 1, 0, 400)
+    assert second.later(first) == second
+    assert first.later(second) == second
+    assert first.later(None) == first
+    assert first.later(first) == first
+    assert first.precedes(19, 1, 9, 900)
+    assert first.precedes(20, 1, 9, 900)  # the same LSN: not after it
+    assert not first.precedes(21, 0, 0, 0)
+    # Without an LSN: the offset in the truncate's partition, else the source time.
+    assert first.precedes(None, 0, 2, 999)
+    assert not first.precedes(None, 0, 4, 1)
+    assert first.precedes(None, 1, 0, 499)
+    assert not first.precedes(None, 1, 0, 500)
 
 
 def test_duplicates_and_replayed_events_change_nothing_and_tombstones_follow_deletes() -> None:
