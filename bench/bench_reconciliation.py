@@ -417,27 +417,18 @@ def main() -> int:
     table = Table(title="reconciliation, 3 regions, end to end")
     for column in ("", "wall s (best)", "all runs", "vs floor", "CPU s (all runs)"):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row(
-        "hand-written DuckDB key match (floor)",
-        f"{best_floor:.2f}",
-        " ".join(f"{s:.2f}" for s in floors),
-        "1.00x",
-        " ".join(f"{s:.1f}" for s in floor_cpu),
-    )
-    table.add_row(
-        "hand-written classification, counts only (lower bound)",
-        f"{best_bound:.2f}",
-        " ".join(f"{s:.2f}" for s in bounds),
-        f"{best_bound / best_floor:.2f}x",
-        " ".join(f"{s:.1f}" for s in bound_cpu),
-    )
-    table.add_row(
-        "shopops reconcile (Ibis on DuckDB, classify, explain, store)",
-        f"{best_run:.2f}",
-        " ".join(f"{s:.2f}" for s in runs),
-        f"{best_run / best_floor:.2f}x",
-        " ".join(f"{s:.1f}" for s in run_cpu),
-    )
+    for label, walls, cpus in (
+        ("hand-written DuckDB key match (floor)", floors, floor_cpu),
+        ("hand-written classification, counts only (lower bound)", bounds, bound_cpu),
+        ("shopops reconcile (Ibis on DuckDB, classify, explain, store)", runs, run_cpu),
+    ):
+        table.add_row(
+            label,
+            f"{min(walls):.2f}",
+            " ".join(f"{s:.2f}" for s in walls),
+            f"{min(walls) / best_floor:.2f}x",
+            " ".join(f"{s:.1f}" for s in cpus),
+        )
     console.print(table)
     console.print(f"floor counts: {counts}")
     console.print(f"lower bound counts: {bound_counts}")
