@@ -152,7 +152,11 @@ def run_platform(
             ).start()
         # Expires holds within a second of their TTL and publishes the inventory events, so the
         # request path need not publish too (one outbox claim less per command).
-        sweeper = platform.inventory.sweeper(interval_s=0.2).start()
+        sweeper = platform.inventory.sweeper(
+            interval_s=0.2,
+            retention_ms=settings.reservations.retention_ms,
+            prune_interval_s=settings.reservations.prune_interval_s,
+        ).start()
         platform.inventory.publish_inline = False
         audit_job = AuditJob(platform.inventory, platform.event_log, interval_s=AUDIT_INTERVAL_S).start()
         if settings.lake.enabled:

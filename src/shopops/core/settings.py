@@ -177,6 +177,22 @@ class GovernanceSettings(_Section):
         return value
 
 
+class ReservationSettings(_Section):
+    """Retention of the reservation store (the store itself is ``inventory``)."""
+
+    #: Released, expired and cancelled reservations older than this many days are deleted, with
+    #: their idempotency keys, by the sweeper of ``shopops up`` (and ``shopops inventory prune``);
+    #: 0: kept forever. Keep it longer than clients retry a reserve with the same key.
+    retention_days: float = Field(default=30.0, ge=0)
+    #: Seconds between the starts of two retention passes (each spread over many sweeps).
+    prune_interval_s: float = Field(default=3600.0, gt=0)
+
+    @property
+    def retention_ms(self) -> int | None:
+        """The retention in milliseconds, ``None`` when reservations are kept forever."""
+        return round(self.retention_days * 86_400_000) if self.retention_days else None
+
+
 class LakeSettings(_Section):
     """The lakehouse: the Iceberg catalog and the CDC ingestion worker."""
 
@@ -593,6 +609,7 @@ class Settings(BaseSettings):
     events: BackendSelection = BackendSelection(type="sqlite")
     #: Reservation store: ``sqlite`` (default), ``redis`` (``url``) or ``postgres`` (``dsn``).
     inventory: BackendSelection = BackendSelection(type="sqlite")
+    reservations: ReservationSettings = ReservationSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     schemas: SchemaSettings = SchemaSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()

@@ -181,6 +181,33 @@ def sweep() -> None:
     console.print(f"expired {expired} holds, published {published} events")
 
 
+@app.command("prune")
+@handle_errors
+def prune(
+    retention_days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Delete reservations settled more than this many days ago "
+            "(default: reservations.retention_days; 0: every settled one)",
+        ),
+    ] = None,
+) -> None:
+    """Delete released, expired and cancelled reservations past the retention, with their
+    idempotency keys (held and confirmed ones stay; stock does not change)."""
+    with open_platform() as platform:
+        days = platform.settings.reservations.retention_days if retention_days is None else retention_days
+        if retention_days is None and not days:
+            raise InvalidInputError(
+                "retention is off (reservations.retention_days = 0): nothing is pruned",
+                hint="pass --retention-days N to prune reservations settled more than N days ago",
+            )
+        with console.status("pruning settled reservations"):
+            deleted = platform.inventory.prune_settled(round(days * 86_400_000))
+    noun = "reservation" if deleted == 1 else "reservations"
+    console.print(f"deleted {deleted:,} {noun} settled more than {days:g} days ago")
+
+
 @app.command("audit")
 @handle_errors
 def audit(

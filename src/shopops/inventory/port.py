@@ -96,6 +96,17 @@ class ReservationStore(ABC):
     def overdue_holds(self, expired_before_ms: int, limit: int = 1000) -> list[Reservation]:
         """Reservations still HELD whose expiry is at or before ``expired_before_ms`` (for audits)."""
 
+    @abstractmethod
+    def prune_settled(self, settled_before_ms: int, after_id: str = "", limit: int = 500) -> tuple[int, str]:
+        """Delete the RELEASED, EXPIRED and CANCELLED reservations last changed before
+        ``settled_before_ms``, with their idempotency keys, among the ``limit`` reservations that
+        follow ``after_id`` by id (retention: nothing can change them any more, and a store that
+        kept them would grow forever). HELD and CONFIRMED reservations are never deleted.
+
+        Returns how many were deleted and the last id looked at, where the next call goes on;
+        ``""`` once the ids are exhausted. Stock levels do not change.
+        """
+
     # -- stock --------------------------------------------------------------------------------
 
     @abstractmethod

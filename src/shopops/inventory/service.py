@@ -75,6 +75,12 @@ STOCK_DRIFT = Counter(
     "shopops_inventory_stock_drift_total", "Stock changes that left an item with more promised than on hand"
 )
 EVENTS_PUBLISHED = Counter("shopops_inventory_events_published_total", "Inventory events published")
+PRUNED = Counter(
+    "shopops_inventory_reservations_pruned_total",
+    "Settled reservations (released, expired, cancelled) deleted after the retention period",
+)
+#: Settled reservations older than this are deleted (see :meth:`InventoryService.prune_settled`).
+DEFAULT_RETENTION_MS = 30 * 86_400_000
 OUTBOX_PENDING = Gauge("shopops_inventory_outbox_pending", "Inventory events waiting to be published")
 
 
@@ -393,6 +399,40 @@ class InventoryService:
         SWEEPER_LAG.set(worst / 1000)
         return expired
 
+    def prune_settled(self, retention_ms: int = DEFAULT_RETENTION_MS, batch: int = 500) -> int:
+        """Delete the reservations settled (released, expired, cancelled) more than
+        ``retention_ms`` ago, with their idempotency keys, in one pass over the store by id, a
+        batch per store call. Returns how many were deleted.
+
+        HELD and CONFIRMED reservations stay. After the deletion, the idempotency key of a pruned
+        reservation is free again and its id is not found: keep ``retention_ms`` longer than
+        clients retry a request.
+        """
+        if isinstance(retention_ms, bool) or not isinstance(retention_ms, int) or retention_ms < 0:
+            raise InvalidInputError(
+                f"the retention must be a non-negative number of ms (got {retention_ms!r})"
+            )
+        if batch < 1:
+            raise InvalidInputError(f"the prune batch must be at least 1 (got {batch})")
+        before = self.clock() - retention_ms
+        deleted, after = 0, ""
+        while True:
+            count, after = self.prune_batch(before, after, batch)
+            deleted += count
+            if not after:
+                break
+        if deleted:
+            log.info("settled reservations pruned", deleted=deleted, settled_before_ms=before)
+        return deleted
+
+    def prune_batch(self, settled_before_ms: int, after_id: str, batch: int = 500) -> tuple[int, str]:
+        """One step of a retention pass: the ``batch`` reservations after ``after_id`` (see
+        :meth:`ReservationStore.prune_settled`). Returns the deleted count and where to go on."""
+        deleted, last = self.store.prune_settled(settled_before_ms, after_id, batch)
+        if deleted:
+            PRUNED.inc(deleted)
+        return deleted, last
+
     def publish_events(self, batch: int = 500) -> int:
         """Publish what the store's outbox holds, oldest first; returns how many were published.
 
@@ -430,9 +470,15 @@ class InventoryService:
             EVENTS_PUBLISHED.inc(published)
         return published
 
-    def sweeper(self, interval_s: float = 0.2, batch: int = 500) -> Sweeper:
+    def sweeper(
+        self,
+        interval_s: float = 0.2,
+        batch: int = 500,
+        retention_ms: int | None = DEFAULT_RETENTION_MS,
+        prune_interval_s: float = 3600.0,
+    ) -> Sweeper:
         """A :class:`Sweeper` over this service (not started)."""
-        return Sweeper(self, interval_s, batch)
+        return Sweeper(self, interval_s, batch, retention_ms, prune_interval_s)
 
     # -- audit -------------------------------------------------------------------------------------
 
@@ -479,18 +525,36 @@ class InventoryService:
 
 class Sweeper:
     """A background thread that expires lapsed holds and publishes pending events every
-    ``interval_s``. Several sweepers (one per process) may run at once: each hold expires once,
-    and one of them at a time holds the outbox lease."""
+    ``interval_s``, and every ``prune_interval_s`` deletes the reservations settled more than
+    ``retention_ms`` ago (``None``: kept forever). Several sweepers (one per process) may run at
+    once: each hold expires once, one of them at a time holds the outbox lease, and a settled
+    reservation is deleted once."""
 
-    def __init__(self, service: InventoryService, interval_s: float = 0.2, batch: int = 500) -> None:
+    def __init__(
+        self,
+        service: InventoryService,
+        interval_s: float = 0.2,
+        batch: int = 500,
+        retention_ms: int | None = DEFAULT_RETENTION_MS,
+        prune_interval_s: float = 3600.0,
+    ) -> None:
         if interval_s <= 0:
             raise InvalidInputError(f"the sweep interval must be positive (got {interval_s})")
+        if prune_interval_s <= 0:
+            raise InvalidInputError(f"the prune interval must be positive (got {prune_interval_s})")
         self.service = service
         self.interval_s = interval_s
         self.batch = batch
+        self.retention_ms = retention_ms
+        self.prune_interval_s = prune_interval_s
         self.expired = 0
         self.published = 0
+        self.pruned = 0
         self.errors = 0
+        #: When the next retention pass is due (monotonic seconds; the first one at start).
+        self._prune_due = 0.0
+        #: The pass in progress: its cutoff and the last id looked at (``None``: no pass).
+        self._pass: tuple[int, str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -507,11 +571,39 @@ class Sweeper:
         self.published += published
         return expired, published
 
+    def prune_step(self, now_s: float, budget_s: float = 0.05) -> int:
+        """Go on with the retention pass for about ``budget_s``, starting one if
+        ``prune_interval_s`` has passed since the last began (monotonic ``now_s``); returns how
+        many reservations it deleted. A pass is spread over many sweeps, so that expiring holds
+        and publishing events never wait for a large store's pass to end."""
+        if self.retention_ms is None:
+            return 0
+        if self._pass is None:
+            if now_s < self._prune_due:
+                return 0
+            self._prune_due = now_s + self.prune_interval_s
+            self._pass = (self.service.clock() - self.retention_ms, "")
+        before, after = self._pass
+        pruned = 0
+        deadline = time.monotonic() + budget_s
+        while True:
+            count, after = self.service.prune_batch(before, after, self.batch)
+            pruned += count
+            if not after:
+                self._pass = None
+                break
+            self._pass = (before, after)
+            if time.monotonic() >= deadline:
+                break
+        self.pruned += pruned
+        return pruned
+
     def _run(self) -> None:
         delay = self.interval_s
         while not self._stop.wait(delay):
             try:
                 self.run_once()
+                self.prune_step(time.monotonic())
                 delay = self.interval_s
             except ShopopsError as exc:
                 # A backend outage must not kill the sweeper: back off (to 5 s at most), retry.

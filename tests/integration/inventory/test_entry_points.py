@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from shopops.api.app import create_app
 from shopops.core.registry import BackendSelection
+from shopops.core.settings import ReservationSettings
 from shopops.events.backends import open_event_log
 from shopops.inventory import cli as inventory_cli
 from shopops.inventory.backends import open_reservation_store
@@ -176,6 +177,22 @@ def test_cli_reserve_confirm_and_stock(cli: CliRunner) -> None:
     assert json.loads(run(cli, "adjust-stock", "TEE-M", "hn-1", "--by", "-2").output)["after"]["on_hand"] == 3
     assert run(cli, "sweep").exit_code == 0
     assert run(cli, "audit").exit_code == 0
+
+
+def test_cli_prunes_settled_reservations(cli: CliRunner, platform: Any) -> None:
+    platform.settings = SimpleNamespace(reservations=ReservationSettings(retention_days=0))
+    off = run(cli, "prune")
+    assert off.exit_code == 2
+    assert "retention is off" in off.output
+    rid = json.loads(run(cli, "reserve", "TEE-M@hn-1", "--key", "cli-prune").output)["id"]
+    assert run(cli, "release", rid).exit_code == 0
+    kept = run(cli, "prune", "--retention-days", "1")
+    assert "deleted 0 reservations settled more than 1 days ago" in kept.output
+    pruned = run(cli, "prune", "--retention-days", "0")
+    assert pruned.exit_code == 0, pruned.output
+    assert "deleted 1 reservation settled more than 0 days ago" in pruned.output
+    assert run(cli, "get", rid).exit_code == 3
+    assert run(cli, "prune", "--retention-days", "-1").exit_code == 2
 
 
 @pytest.mark.parametrize(

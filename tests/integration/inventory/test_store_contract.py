@@ -374,6 +374,42 @@ def test_reservations_are_listed_by_id_and_status_with_paging(svc: InventoryServ
     assert len(store.reservations(ReservationStatus.HELD)) == 4
 
 
+def test_settled_reservations_are_pruned_after_the_retention_and_the_others_stay(
+    svc: InventoryService, clock: FakeClock
+) -> None:
+    day = 86_400_000
+    released = svc.release(svc.reserve([(A1.sku, A1.warehouse, 1)], TTL, "old-released").id)
+    expired = svc.reserve([(A1.sku, A1.warehouse, 1)], TTL, "old-expired")
+    clock.advance(TTL)
+    assert [r.id for r in svc.expire_due()] == [expired.id]
+    cancelled = svc.cancel(svc.confirm(svc.reserve([(A2.sku, A2.warehouse, 1)], TTL, "old-cancelled").id).id)
+    confirmed = svc.confirm(svc.reserve([(A1.sku, A1.warehouse, 2)], TTL, "old-confirmed").id)
+    lapsed = svc.reserve([(B1.sku, B1.warehouse, 1)], TTL, "old-lapsed")  # HELD, never swept
+    clock.advance(10 * day)
+    recent = svc.release(svc.reserve([(A1.sku, A1.warehouse, 1)], TTL, "recent-released").id)
+    levels = [level(svc, key) for key in (A1, A2, B1)]
+
+    # Small batches: the pass goes on from call to call until the ids run out.
+    assert svc.prune_settled(retention_ms=5 * day, batch=2) == 3
+    for gone in (released, expired, cancelled):
+        with pytest.raises(NotFoundError):
+            svc.get(gone.id)
+    assert svc.get(confirmed.id).status is ReservationStatus.CONFIRMED
+    assert svc.store.get(lapsed.id).status is ReservationStatus.HELD
+    assert svc.get(recent.id).status is ReservationStatus.RELEASED
+    assert [level(svc, key) for key in (A1, A2, B1)] == levels
+    assert svc.store.find_by_idempotency_key("old-released") is None
+    assert svc.store.find_by_idempotency_key("recent-released") == recent
+    # A second pass finds nothing; the freed key makes a new reservation; a confirmed one can
+    # still be cancelled.
+    assert svc.prune_settled(retention_ms=5 * day) == 0
+    again = svc.reserve([(A1.sku, A1.warehouse, 1)], TTL, "old-released")
+    assert again.id != released.id
+    assert svc.cancel(confirmed.id).status is ReservationStatus.CANCELLED
+    with pytest.raises(InvalidInputError, match="retention"):
+        svc.prune_settled(retention_ms=-1)
+
+
 def test_audit_reports_overdue_holds_drift_and_blocked_attempts(
     svc: InventoryService, clock: FakeClock
 ) -> None:

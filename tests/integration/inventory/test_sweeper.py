@@ -156,3 +156,39 @@ def test_changes_succeed_while_the_event_log_is_down_and_their_events_follow(
     assert types == ["StockAdjusted", "StockReserved", "ReservationConfirmed"]
     assert svc.store.pending_outbox() == 0
     real.close()
+
+
+def test_the_sweeper_prunes_settled_reservations_a_batch_at_a_time_once_per_interval(
+    store_factory: StoreFactory,
+) -> None:
+    day = 86_400_000
+    clock = FakeClock()
+    svc = store_factory.service(clock)
+    svc.set_stock("SKU-P", "wh-1", 10)
+    kept = svc.confirm(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, "p-kept").id)
+    old = []
+    for i in range(5):
+        clock.advance(1)  # ids sort by creation time (and at random within a millisecond)
+        old.append(svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, f"p{i}").id))
+    clock.advance(2 * day)
+    pruned_before = metric("shopops_inventory_reservations_pruned_total")
+    sweeper = Sweeper(svc, interval_s=0.2, batch=2, retention_ms=day, prune_interval_s=60)
+    # With no time budget, each step is one batch of ids: the pass is spread over the sweeps.
+    assert [sweeper.prune_step(100.0 + i / 10, budget_s=0) for i in range(5)] == [1, 2, 2, 0, 0]
+    assert sweeper.pruned == 5
+    assert metric("shopops_inventory_reservations_pruned_total") - pruned_before == 5
+    for gone in old:
+        with pytest.raises(NotFoundError):
+            svc.get(gone.id)
+    assert svc.get(kept.id).status is ReservationStatus.CONFIRMED
+    # The next pass starts an interval after the last one began.
+    late = svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, "p-late").id)
+    clock.advance(2 * day)
+    assert sweeper.prune_step(150.0, budget_s=0) == 0
+    assert sweeper.prune_step(161.0) == 1
+    with pytest.raises(NotFoundError):
+        svc.get(late.id)
+    # No retention: nothing is ever pruned.
+    assert Sweeper(svc, retention_ms=None).prune_step(1e9) == 0
+    with pytest.raises(InvalidInputError, match="prune interval"):
+        Sweeper(svc, prune_interval_s=0)

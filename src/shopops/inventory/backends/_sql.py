@@ -506,6 +506,24 @@ class SqlReservationStore(ReservationStore):
             )
             return [_row_to_reservation(row) for row in cur.fetchall()]
 
+    def prune_settled(self, settled_before_ms: int, after_id: str = "", limit: int = 500) -> tuple[int, str]:
+        with self._write() as cur:
+            cur.execute(
+                self._q("SELECT id FROM reservations WHERE id > ? ORDER BY id LIMIT ?"), (after_id, limit)
+            )
+            ids = [row[0] for row in cur.fetchall()]
+            if not ids:
+                return 0, ""
+            # Settled states are final: no transition can race the delete.
+            cur.execute(
+                self._q(
+                    "DELETE FROM reservations WHERE id > ? AND id <= ? "
+                    "AND status IN ('released', 'expired', 'cancelled') AND updated_at_ms < ?"
+                ),
+                (after_id, ids[-1], settled_before_ms),
+            )
+            return max(cur.rowcount, 0), ids[-1]
+
     # -- stock ---------------------------------------------------------------------------------
 
     def _change_stock(

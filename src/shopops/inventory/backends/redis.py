@@ -452,6 +452,33 @@ redis.call('SET', P .. ':layout', layout)
 return layout
 """
 
+# Retention: of the `limit` reservation ids after `after` (lexicographic), delete those settled
+# (released, expired, cancelled) and last changed before `before`, with their idempotency key if
+# it still names them. Returns {deleted, last id looked at} ("" when there was none).
+_LUA_PRUNE = (
+    _LUA_LATER
+    + r"""
+local P, after, before = ARGV[1], ARGV[2], ARGV[3]
+local from = '-'
+if after ~= '' then from = '(' .. after end
+local ids = redis.call('ZRANGEBYLEX', P .. ':ids', from, '+', 'LIMIT', 0, ARGV[4])
+local deleted = 0
+for _, id in ipairs(ids) do
+  local rk = P .. ':r:' .. id
+  local v = redis.call('HMGET', rk, 'status', 'updated', 'ikey')
+  if (v[1] == 'released' or v[1] == 'expired' or v[1] == 'cancelled') and v[2] and later(before, v[2]) then
+    if v[3] and redis.call('GET', P .. ':i:' .. v[3]) == id then
+      redis.call('DEL', P .. ':i:' .. v[3])
+    end
+    redis.call('DEL', rk)
+    redis.call('ZREM', P .. ':ids', id)
+    deleted = deleted + 1
+  end
+end
+return {deleted, ids[#ids] or ''}
+"""
+)
+
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 _RESERVATION_FIELDS = ("ikey", "lines", "status", "created", "expires", "updated")
@@ -606,6 +633,7 @@ class RedisReservationStore(ReservationStore):
         self._stock_script = self._redis.register_script(_LUA_STOCK)
         self._levels = self._redis.register_script(_LUA_LEVELS)
         self._claim = self._redis.register_script(_LUA_CLAIM)
+        self._prune = self._redis.register_script(_LUA_PRUNE)
         with self._errors():
             layout = self._redis.register_script(_LUA_LAYOUT)(args=[self.prefix, LAYOUT])
         if layout != LAYOUT:
@@ -826,6 +854,10 @@ class RedisReservationStore(ReservationStore):
         return [r for r in self._fetch([str(i) for i in ids]) if r.status is ReservationStatus.HELD]
 
     # -- stock ---------------------------------------------------------------------------------
+
+    def prune_settled(self, settled_before_ms: int, after_id: str = "", limit: int = 500) -> tuple[int, str]:
+        deleted, last = self._run(self._prune, [self.prefix, after_id, str(settled_before_ms), str(limit)])
+        return int(deleted), last.decode() if isinstance(last, bytes) else str(last)
 
     def _change_stock(
         self, key: StockKey, mode: str, value: int, now_ms: int, reason: str, event_id: str
