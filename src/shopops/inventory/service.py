@@ -146,6 +146,12 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _ids_from(at_ms: int) -> str:
+    """The least id :func:`new_reservation_ids` makes at ``at_ms`` or later: a retention pass stops
+    there (a reservation made at its cutoff or later cannot have settled before it)."""
+    return f"r{at_ms:012x}"
+
+
 def new_reservation_ids(now_ms: int) -> tuple[str, str]:
     """A new reservation id (``r`` + 12 hex digits of time + 16 random: unique, and sorted by
     creation time) and the event id of its refusal (32 random hex digits), from one read of the
@@ -401,8 +407,9 @@ class InventoryService:
 
     def prune_settled(self, retention_ms: int = DEFAULT_RETENTION_MS, batch: int = 500) -> int:
         """Delete the reservations settled (released, expired, cancelled) more than
-        ``retention_ms`` ago, with their idempotency keys, in one pass over the store by id, a
-        batch per store call. Returns how many were deleted.
+        ``retention_ms`` ago, with their idempotency keys, in one pass by id over those made
+        before the cutoff (ids sort by creation time), a batch per store call. Returns how many
+        were deleted.
 
         HELD and CONFIRMED reservations stay. After the deletion, the idempotency key of a pruned
         reservation is free again and its id is not found: keep ``retention_ms`` longer than
@@ -419,7 +426,7 @@ class InventoryService:
         while True:
             count, after = self.prune_batch(before, after, batch)
             deleted += count
-            if not after:
+            if not after or after >= _ids_from(before):
                 break
         if deleted:
             log.info("settled reservations pruned", deleted=deleted, settled_before_ms=before)
@@ -589,7 +596,7 @@ class Sweeper:
         while True:
             count, after = self.service.prune_batch(before, after, self.batch)
             pruned += count
-            if not after:
+            if not after or after >= _ids_from(before):
                 self._pass = None
                 break
             self._pass = (before, after)

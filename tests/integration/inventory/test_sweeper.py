@@ -192,3 +192,32 @@ def test_the_sweeper_prunes_settled_reservations_a_batch_at_a_time_once_per_inte
     assert Sweeper(svc, retention_ms=None).prune_step(1e9) == 0
     with pytest.raises(InvalidInputError, match="prune interval"):
         Sweeper(svc, prune_interval_s=0)
+
+
+def test_a_retention_pass_stops_at_the_reservations_made_after_its_cutoff(
+    store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = 86_400_000
+    clock = FakeClock()
+    svc = store_factory.service(clock)
+    svc.set_stock("SKU-P", "wh-1", 10)
+    old = svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, "p-old").id)
+    clock.advance(3 * day)
+    recent = []
+    for i in range(6):
+        clock.advance(1)
+        recent.append(svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, f"p-new{i}").id))
+    calls: list[str] = []
+    prune = svc.store.prune_settled
+
+    def counted(before: int, after_id: str = "", limit: int = 500) -> tuple[int, str]:
+        calls.append(after_id)
+        return prune(before, after_id, limit)
+
+    monkeypatch.setattr(svc.store, "prune_settled", counted)
+    # The first batch reaches a reservation made after the cutoff: nothing later can be due.
+    assert svc.prune_settled(retention_ms=day, batch=2) == 1
+    assert calls == [""]
+    with pytest.raises(NotFoundError):
+        svc.get(old.id)
+    assert all(svc.get(r.id).status is ReservationStatus.RELEASED for r in recent)
