@@ -163,6 +163,7 @@ def clean(
 
 
 def _table_row(catalog: Any, name: str) -> dict[str, Any]:
+    from shopops.lake.silver import TRUNCATED_PROPERTY
     from shopops.lake.tables import offsets_of
 
     table = catalog.load_table(name)
@@ -177,13 +178,16 @@ def _table_row(catalog: Any, name: str) -> dict[str, Any]:
         "files": int(props.get("total-data-files", 0)),
         "snapshots": len(table.snapshots()),
         "offsets": offsets_of(table),
+        # The last truncate event a silver table applied (its position), if any.
+        "truncated": json.loads(props[TRUNCATED_PROPERTY]) if TRUNCATED_PROPERTY in props else None,
     }
 
 
 @app.command()
 @handle_errors
 def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """Bronze, silver and quarantine tables: rows, files, snapshots and the committed position."""
+    """Bronze, silver and quarantine tables: rows, files, snapshots, the committed position and,
+    for a silver table a truncate emptied, where that truncate was."""
     from shopops.lake.catalog import open_lake_catalog
 
     with open_platform() as platform:
@@ -198,13 +202,31 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
         console.print_json(json.dumps(rows))
         return
     out = Table(title=f"{len(rows)} lake tables (silver and quarantine records include delete markers)")
-    for column in ("table", "records", "files", "snapshots", "next offsets"):
+    truncated = any(r["truncated"] for r in rows)
+    columns = ["table", "records", "files", "snapshots", "next offsets"] + (
+        ["truncated at"] if truncated else []
+    )
+    for column in columns:
         out.add_column(column, justify="right" if column in ("records", "files", "snapshots") else "left")
     for r in rows:
-        out.add_row(
-            r["table"], f"{r['records']:,}", str(r["files"]), str(r["snapshots"]), json.dumps(r["offsets"])
-        )
+        cells = [
+            r["table"],
+            f"{r['records']:,}",
+            str(r["files"]),
+            str(r["snapshots"]),
+            json.dumps(r["offsets"]),
+        ]
+        if truncated:
+            cells.append(_truncated_at(r["truncated"]))
+        out.add_row(*cells)
     console.print(out)
+
+
+def _truncated_at(truncate: dict[str, Any] | None) -> str:
+    if truncate is None:
+        return "-"
+    where = f"LSN {truncate['lsn']}" if truncate["lsn"] is not None else f"ts {truncate['ts_ms']}"
+    return f"{where} ({truncate['partition']}@{truncate['offset']})"
 
 
 def _cell(value: Any) -> str:

@@ -24,6 +24,7 @@ from shopops.events.port import EventLog
 from shopops.lake.catalog import open_catalog
 from shopops.lake.changes import Truncate
 from shopops.lake.checks import CHECK_COLUMN, REASON_COLUMN, BatchVerdict
+from shopops.lake.cli import _table_row, _truncated_at
 from shopops.lake.ingest import LakeIngestor, ingest_topic
 from shopops.lake.quarantine import QuarantineTable, read_quarantine
 from shopops.lake.query import silver_connection
@@ -313,6 +314,9 @@ def test_a_truncate_empties_the_table_and_keeps_late_older_events_out(tmp_path: 
     table = catalog.load_table("silver.zz__app__items")
     assert table.scan().to_arrow().num_rows == 2  # the rows are gone, not hidden
     assert silver.truncated() == Truncate(20, 0, 3, 5)
+    listed = _table_row(catalog, "silver.zz__app__items")  # what `shopops lake tables` shows
+    assert listed["truncated"] == {"lsn": 20, "partition": 0, "offset": 3, "ts_ms": 5}
+    assert _truncated_at(listed["truncated"]) == "LSN 20 (0@3)"
 
     # After a restart: a late event from before the truncate still does not apply; later ones do,
     # and a replayed copy of the truncate changes nothing.
@@ -365,6 +369,7 @@ def test_cli_lists_and_shows_the_lake(
     listed = runner.invoke(app, ["lake", "tables", "--json"])
     assert listed.exit_code == 0, listed.output
     stages = {(t["stage"], t["topic"]) for t in orjson.loads(listed.output)}
+    assert all(t["truncated"] is None for t in orjson.loads(listed.output))
     assert {
         ("bronze", "sg.shop.orders"),
         ("silver", "sg.shop.orders"),
