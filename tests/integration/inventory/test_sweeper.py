@@ -17,7 +17,12 @@ from shopops.core.registry import BackendSelection
 from shopops.events.backends import open_event_log
 from shopops.events.model import OutgoingRecord
 from shopops.events.port import EventLog
-from shopops.inventory.model import IdempotencyConflictError, InsufficientStockError, ReservationStatus
+from shopops.inventory.model import (
+    IdempotencyConflictError,
+    InsufficientStockError,
+    Reservation,
+    ReservationStatus,
+)
 from shopops.inventory.service import TOPIC, InventoryService, Sweeper, wall_clock_ms
 
 pytestmark = pytest.mark.timeout(60)
@@ -158,21 +163,30 @@ def test_changes_succeed_while_the_event_log_is_down_and_their_events_follow(
     real.close()
 
 
-def test_the_sweeper_prunes_settled_reservations_a_batch_at_a_time_once_per_interval(
-    store_factory: StoreFactory,
-) -> None:
-    day = 86_400_000
+DAY = 86_400_000
+
+
+def _stocked(store_factory: StoreFactory) -> tuple[FakeClock, InventoryService]:
     clock = FakeClock()
     svc = store_factory.service(clock)
     svc.set_stock("SKU-P", "wh-1", 10)
+    return clock, svc
+
+
+def _released(svc: InventoryService, clock: FakeClock, key: str) -> Reservation:
+    clock.advance(1)  # ids sort by creation time (and at random within a millisecond)
+    return svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, key).id)
+
+
+def test_the_sweeper_prunes_settled_reservations_a_batch_at_a_time_once_per_interval(
+    store_factory: StoreFactory,
+) -> None:
+    clock, svc = _stocked(store_factory)
     kept = svc.confirm(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, "p-kept").id)
-    old = []
-    for i in range(5):
-        clock.advance(1)  # ids sort by creation time (and at random within a millisecond)
-        old.append(svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, f"p{i}").id))
-    clock.advance(2 * day)
+    old = [_released(svc, clock, f"p{i}") for i in range(5)]
+    clock.advance(2 * DAY)
     pruned_before = metric("shopops_inventory_reservations_pruned_total")
-    sweeper = Sweeper(svc, interval_s=0.2, batch=2, retention_ms=day, prune_interval_s=60)
+    sweeper = Sweeper(svc, interval_s=0.2, batch=2, retention_ms=DAY, prune_interval_s=60)
     # With no time budget, each step is one batch of ids: the pass is spread over the sweeps.
     assert [sweeper.prune_step(100.0 + i / 10, budget_s=0) for i in range(5)] == [1, 2, 2, 0, 0]
     assert sweeper.pruned == 5
@@ -183,7 +197,7 @@ def test_the_sweeper_prunes_settled_reservations_a_batch_at_a_time_once_per_inte
     assert svc.get(kept.id).status is ReservationStatus.CONFIRMED
     # The next pass starts an interval after the last one began.
     late = svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, "p-late").id)
-    clock.advance(2 * day)
+    clock.advance(2 * DAY)
     assert sweeper.prune_step(150.0, budget_s=0) == 0
     assert sweeper.prune_step(161.0) == 1
     with pytest.raises(NotFoundError):
@@ -197,16 +211,10 @@ def test_the_sweeper_prunes_settled_reservations_a_batch_at_a_time_once_per_inte
 def test_a_retention_pass_stops_at_the_reservations_made_after_its_cutoff(
     store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    day = 86_400_000
-    clock = FakeClock()
-    svc = store_factory.service(clock)
-    svc.set_stock("SKU-P", "wh-1", 10)
-    old = svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, "p-old").id)
-    clock.advance(3 * day)
-    recent = []
-    for i in range(6):
-        clock.advance(1)
-        recent.append(svc.release(svc.reserve([("SKU-P", "wh-1", 1)], 1_000, f"p-new{i}").id))
+    clock, svc = _stocked(store_factory)
+    old = _released(svc, clock, "p-old")
+    clock.advance(3 * DAY)
+    recent = [_released(svc, clock, f"p-new{i}") for i in range(6)]
     calls: list[str] = []
     prune = svc.store.prune_settled
 
@@ -216,7 +224,7 @@ def test_a_retention_pass_stops_at_the_reservations_made_after_its_cutoff(
 
     monkeypatch.setattr(svc.store, "prune_settled", counted)
     # The first batch reaches a reservation made after the cutoff: nothing later can be due.
-    assert svc.prune_settled(retention_ms=day, batch=2) == 1
+    assert svc.prune_settled(retention_ms=DAY, batch=2) == 1
     assert calls == [""]
     with pytest.raises(NotFoundError):
         svc.get(old.id)
