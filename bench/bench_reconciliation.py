@@ -304,16 +304,18 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _inputs(root: Path) -> dict[str, list[str]]:
+    """The Parquet files of every region, per query parameter ($orders, $payments, $ledger, $fx)."""
+    tables = {"orders": "orders", "payments": "payments", "ledger": "ledger_entries", "fx": "fx_rates"}
+    return {name: [str(root / r / f"{t}.parquet") for r in REGIONS] for name, t in tables.items()}
+
+
 def floor(root: Path) -> tuple[float, float, dict[str, int]]:
-    files = {
-        t: [str(root / r / f"{t}.parquet") for r in REGIONS] for t in ("orders", "payments", "ledger_entries")
-    }
+    params = _inputs(root)
+    del params["fx"]
     started, cpu = time.perf_counter(), _cpu()
     with duckdb.connect(config={"memory_limit": "8GB"}) as con:
-        row = con.execute(
-            FLOOR_SQL,
-            {"orders": files["orders"], "payments": files["payments"], "ledger": files["ledger_entries"]},
-        ).fetchone()
+        row = con.execute(FLOOR_SQL, params).fetchone()
     seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     assert row is not None
     return (
@@ -325,10 +327,7 @@ def floor(root: Path) -> tuple[float, float, dict[str, int]]:
 
 def bound(root: Path) -> tuple[float, float, dict[str, int]]:
     """The lower bound (BOUND_SQL), one statement per region, its constants from the shipped rules."""
-    files = {
-        t: [str(root / r / f"{t}.parquet") for r in REGIONS]
-        for t in ("orders", "payments", "ledger_entries", "fx_rates")
-    }
+    params = _inputs(root)
     rules = load_rules(REGIONS)
     totals = dict.fromkeys(BOUND_COUNTS, 0)
     started, cpu = time.perf_counter(), _cpu()
@@ -345,12 +344,7 @@ def bound(root: Path) -> tuple[float, float, dict[str, int]]:
                 clearing=r.ledger.clearing_account,
                 paid=", ".join(f"'{s}'" for s in sorted(r.paid_statuses)),
             )
-            params = {
-                "orders": files["orders"],
-                "payments": files["payments"],
-                "ledger": files["ledger_entries"],
-            }
-            row = con.execute(sql, {**params, "fx": files["fx_rates"]}).fetchone()
+            row = con.execute(sql, params).fetchone()
             assert row is not None
             for name, value in zip(BOUND_COUNTS, row, strict=True):
                 totals[name] += int(value)

@@ -147,8 +147,7 @@ def wall_clock_ms() -> int:
 
 
 def _ids_from(at_ms: int) -> str:
-    """The least id :func:`new_reservation_ids` makes at ``at_ms`` or later: a retention pass stops
-    there (a reservation made at its cutoff or later cannot have settled before it)."""
+    """The least id :func:`new_reservation_ids` makes at ``at_ms`` or later."""
     return f"r{at_ms:012x}"
 
 
@@ -426,7 +425,7 @@ class InventoryService:
         while True:
             count, after = self.prune_batch(before, after, batch)
             deleted += count
-            if not after or after >= _ids_from(before):
+            if not after:
                 break
         if deleted:
             log.info("settled reservations pruned", deleted=deleted, settled_before_ms=before)
@@ -434,11 +433,13 @@ class InventoryService:
 
     def prune_batch(self, settled_before_ms: int, after_id: str, batch: int = 500) -> tuple[int, str]:
         """One step of a retention pass: the ``batch`` reservations after ``after_id`` (see
-        :meth:`ReservationStore.prune_settled`). Returns the deleted count and where to go on."""
+        :meth:`ReservationStore.prune_settled`). Returns the deleted count and where to go on,
+        ``""`` once the pass is over: the ids are exhausted, or it reached the reservations made
+        after its cutoff (ids sort by creation time; none of those can have settled before it)."""
         deleted, last = self.store.prune_settled(settled_before_ms, after_id, batch)
         if deleted:
             PRUNED.inc(deleted)
-        return deleted, last
+        return deleted, "" if last >= _ids_from(settled_before_ms) else last
 
     def publish_events(self, batch: int = 500) -> int:
         """Publish what the store's outbox holds, oldest first; returns how many were published.
@@ -596,7 +597,7 @@ class Sweeper:
         while True:
             count, after = self.service.prune_batch(before, after, self.batch)
             pruned += count
-            if not after or after >= _ids_from(before):
+            if not after:
                 self._pass = None
                 break
             self._pass = (before, after)

@@ -41,7 +41,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from shopops.events.debezium import DebeziumDecodeError, decode
+from shopops.events.debezium import DebeziumDecodeError, Op, decode
 from shopops.events.model import Record
 
 #: Operations as stored in ``_op``; ``t`` marks a tombstone (a record with a null value) while a
@@ -215,25 +215,21 @@ class Truncate:
 
 
 def _truncate(record: Record) -> Truncate | None:
-    """The record as a :class:`Truncate`, if it is a Debezium truncate event (plain or in a schema
-    envelope; Debezium sends them without a key)."""
+    """The record as a :class:`Truncate`, if it is a valid Debezium truncate event (plain or in a
+    schema envelope; Debezium sends them without a key)."""
     if record.value is None:
         return None
     try:
-        doc = orjson.loads(record.value)
-    except orjson.JSONDecodeError:
+        event = decode(record)
+    except DebeziumDecodeError:
         return None
-    if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
-        doc = doc["payload"]
-    if not isinstance(doc, dict) or doc.get("op") != "t":
+    if event.op is not Op.TRUNCATE:
         return None
-    source = doc.get("source")
-    source = source if isinstance(source, dict) else {}
-    lsn = source.get("lsn")
+    lsn = event.source.get("lsn")
     ts = next(
         (
             t
-            for t in (source.get("ts_ms"), doc.get("ts_ms"))
+            for t in (event.source.get("ts_ms"), event.ts_ms)
             if isinstance(t, int) and not isinstance(t, bool)
         ),
         record.timestamp_ms,
@@ -394,7 +390,9 @@ class ChangeDecoder:
                             ts = record.timestamp_ms
             except _TruncateEventError:
                 found = _truncate(record)
-                if found is not None:
+                if found is None:
+                    out.skipped.append((record.partition, record.offset, _reason(record)))
+                else:
                     out.truncates.append(found)
                 continue
             except (_InvalidEventError, orjson.JSONDecodeError, AttributeError, TypeError):
